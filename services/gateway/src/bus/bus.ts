@@ -1,0 +1,32 @@
+// The bus carries every broadcast to every gateway. The hub sees only this interface;
+// memory.ts serves one process, redis.ts a cluster of gateways.
+
+/** Receives what the bus carries. Payloads are the exact bytes clients receive. */
+export interface BusListener {
+  message(channel: string, payload: Buffer): void;
+  readiness(ready: boolean): void;
+}
+
+export interface Bus {
+  readonly kind: 'memory' | 'redis';
+  /** Connected and subscribed: messages published anywhere reach this gateway. */
+  readonly ready: boolean;
+  setListener(listener: BusListener): void;
+  start(): Promise<void>;
+  /** Resolves once the bus has taken the message; rejects with BusUnavailableError at once when it cannot. */
+  publish(channel: string, payload: Buffer): Promise<void>;
+  /** The hub calls this when the first local client joins a channel. */
+  subscribe(channel: string): void;
+  /** The hub calls this when the last local client leaves a channel. */
+  unsubscribe(channel: string): void;
+  /** Resolves when messages on the channel reach this gateway (after a reconnect, once resubscribed). */
+  whenLive(channel: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class BusUnavailableError extends Error {
+  constructor(message = 'the message bus is unavailable; the message was not sent') {
+    super(message);
+    this.name = 'BusUnavailableError';
+  }
+}

@@ -1,0 +1,193 @@
+// One WebSocket client and its bounded send queue.
+//
+// ws buffers without bound, so data frames bypass ws.send(): pre-framed bytes go straight to the
+// socket while it is below its high-water mark, and wait in a BoundedQueue otherwise. The queue
+// flushes on the socket's 'drain'. A frame that does not fit is handled by OVERFLOW_POLICY.
+import type { Socket } from 'node:net';
+import WebSocket from 'ws';
+import { CloseCode, CloseReason, DropReason, EvictReason } from './codes.js';
+import type { OverflowPolicy } from './config.js';
+import { textFrame } from './frame.js';
+import { BoundedQueue } from './queue.js';
+import type { Stats } from './stats.js';
+
+export interface ClientLimits {
+  readonly queueMaxMessages: number;
+  readonly queueMaxBytes: number;
+  readonly overflowPolicy: OverflowPolicy;
+  readonly slowClientEvictMs: number;
+  readonly closeTimeoutMs: number;
+}
+
+/** The hub, seen from a client: told when the client must be evicted. */
+export interface ClientOwner {
+  evict(client: Client, reason: EvictReason): void;
+}
+
+export class Client {
+  /** Channels this client is subscribed to; maintained by the hub. */
+  readonly channels = new Set<string>();
+  /** Cleared at each ping, set by each pong: a client still false at the next ping is dead. */
+  alive = true;
+  private readonly queue: BoundedQueue;
+  private slowTimer: NodeJS.Timeout | null = null;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private closing = false;
+
+  constructor(
+    readonly id: number,
+    readonly ws: WebSocket,
+    private readonly socket: Socket,
+    private readonly limits: ClientLimits,
+    private readonly stats: Stats,
+    private readonly owner: ClientOwner,
+  ) {
+    this.queue = new BoundedQueue(limits.queueMaxMessages, limits.queueMaxBytes);
+    socket.on('drain', this.flush);
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  get queuedFrames(): number {
+    return this.queue.length;
+  }
+
+  /** Hands one pre-framed message to this client. Never blocks, never throws. */
+  deliver(frame: Buffer): void {
+    if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.queue.length === 0 && !this.socket.writableNeedDrain) {
+      this.socket.write(frame);
+      this.stats.deliveries++;
+      return;
+    }
+    this.enqueue(frame);
+  }
+
+  /** Sends a small server reply (error or ack) through the same bounded path as data. */
+  reply(payload: Buffer): void {
+    this.deliver(textFrame(payload));
+  }
+
+  private enqueue(frame: Buffer): void {
+    const queue = this.queue;
+    const stats = this.stats;
+    if (queue.fits(frame.length)) {
+      queue.push(frame);
+      stats.queuedFrames++;
+      stats.queuedBytes += frame.length;
+      return;
+    }
+    switch (this.limits.overflowPolicy) {
+      case 'evict':
+        stats.dropped[DropReason.Evicted]++;
+        this.owner.evict(this, EvictReason.QueueOverflow);
+        return;
+      case 'drop-newest':
+        stats.dropped[DropReason.QueueFull]++;
+        break;
+      case 'drop-oldest':
+        if (!queue.canEverFit(frame.length)) {
+          stats.dropped[DropReason.QueueFull]++;
+          break;
+        }
+        while (!queue.fits(frame.length)) this.discardOldest();
+        queue.push(frame);
+        stats.queuedFrames++;
+        stats.queuedBytes += frame.length;
+        break;
+    }
+    this.markSlow();
+  }
+
+  private discardOldest(): void {
+    const old = this.queue.shift()!;
+    this.stats.queuedFrames--;
+    this.stats.queuedBytes -= old.length;
+    this.stats.dropped[DropReason.QueueFull]++;
+  }
+
+  /** Writes queued frames while the socket accepts them; one syscall for the batch thanks to cork. */
+  private readonly flush = (): void => {
+    const queue = this.queue;
+    if (this.closing || queue.length === 0) return;
+    const socket = this.socket;
+    const stats = this.stats;
+    socket.cork();
+    while (queue.length > 0 && !socket.writableNeedDrain) {
+      const frame = queue.shift()!;
+      stats.queuedFrames--;
+      stats.queuedBytes -= frame.length;
+      socket.write(frame);
+      stats.deliveries++;
+    }
+    socket.uncork();
+    // Caught up: the client is no longer behind, whatever it dropped before.
+    if (queue.length === 0) this.clearSlow();
+  };
+
+  private markSlow(): void {
+    if (this.slowTimer !== null) return;
+    this.stats.slowClients++;
+    this.slowTimer = setTimeout(this.onSlowTimeout, this.limits.slowClientEvictMs);
+  }
+
+  private clearSlow(): void {
+    if (this.slowTimer === null) return;
+    clearTimeout(this.slowTimer);
+    this.slowTimer = null;
+    this.stats.slowClients--;
+  }
+
+  private readonly onSlowTimeout = (): void => {
+    this.slowTimer = null;
+    this.stats.slowClients--;
+    this.owner.evict(this, EvictReason.SlowConsumer);
+  };
+
+  /** Evicts: queued frames are discarded and counted, then a 1013 close (or, for a dead peer, terminate). */
+  evict(reason: EvictReason): void {
+    if (reason === EvictReason.HeartbeatTimeout) {
+      this.discardQueue(DropReason.Evicted);
+      this.ws.terminate();
+      return;
+    }
+    this.close(CloseCode.TryAgainLater, CloseReason.SlowConsumer, DropReason.Evicted);
+  }
+
+  /**
+   * Starts a close handshake. Frames still queued are discarded and counted under dropReason.
+   * A peer that does not complete the handshake within CLOSE_TIMEOUT_MS is terminated.
+   */
+  close(code: number, reason: string, dropReason: DropReason = DropReason.Disconnected): void {
+    if (this.closing) return;
+    this.discardQueue(dropReason);
+    const ws = this.ws;
+    if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
+      ws.close(code, reason);
+      this.closeTimer = setTimeout(() => ws.terminate(), this.limits.closeTimeoutMs);
+    }
+  }
+
+  /** Called once the connection has closed: releases everything the client still holds. */
+  dispose(): void {
+    this.discardQueue(DropReason.Disconnected);
+    if (this.closeTimer !== null) {
+      clearTimeout(this.closeTimer);
+      this.closeTimer = null;
+    }
+    this.socket.off('drain', this.flush);
+  }
+
+  private discardQueue(reason: DropReason): void {
+    this.closing = true;
+    this.clearSlow();
+    const discarded = this.queue.length;
+    if (discarded === 0) return;
+    this.stats.queuedFrames -= discarded;
+    this.stats.queuedBytes -= this.queue.byteLength;
+    this.queue.clear();
+    this.stats.dropped[reason] += discarded;
+  }
+}

@@ -1,0 +1,79 @@
+// The one registry of WebSocket close codes and protocol error codes.
+// README.md documents every entry; test/unit/codes.test.ts keeps the two in step.
+
+export const CloseCode = {
+  /** Normal closure: the client or the server ended the session on purpose. */
+  Normal: 1000,
+  /** Going away: the gateway is shutting down (sent after DRAIN_MS). Reconnect elsewhere. */
+  GoingAway: 1001,
+  /** Protocol error: the peer broke the WebSocket framing rules (set by ws). */
+  ProtocolError: 1002,
+  /** Invalid frame payload data: a text frame that is not valid UTF-8 (set by ws). */
+  InvalidPayload: 1007,
+  /** Message too big: an inbound frame exceeded MAX_MESSAGE_BYTES. */
+  MessageTooBig: 1009,
+  /** Internal error: an unexpected server fault while handling this connection. */
+  InternalError: 1011,
+  /** Try again later: the client could not keep up (slow consumer) and was evicted. */
+  TryAgainLater: 1013,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** Close reasons sent with the codes above (at most 123 bytes each). */
+export const CloseReason = {
+  GoingAway: 'server shutting down',
+  MessageTooBig: 'message too big',
+  SlowConsumer: 'slow consumer',
+  HeartbeatTimeout: 'heartbeat timeout',
+  InternalError: 'internal error',
+} as const;
+
+export const ErrorCode = {
+  /** The frame is not valid JSON, or not a JSON object. Connection stays open. */
+  InvalidJson: 'invalid_json',
+  /** Valid JSON but a required field is missing or has the wrong type. Connection stays open. */
+  InvalidMessage: 'invalid_message',
+  /** The `op` field names no known operation. Connection stays open. */
+  UnknownOp: 'unknown_op',
+  /** The channel is not 1-128 characters of [A-Za-z0-9_.:-]. Connection stays open. */
+  InvalidChannel: 'invalid_channel',
+  /** A binary frame was sent; the protocol is JSON text frames. Connection stays open. */
+  BinaryNotSupported: 'binary_not_supported',
+  /** The client already holds MAX_CHANNELS_PER_CLIENT subscriptions. Connection stays open. */
+  TooManyChannels: 'too_many_channels',
+  /** The encoded message exceeds MAX_MESSAGE_BYTES (HTTP 413). */
+  MessageTooLarge: 'message_too_large',
+  /** The bus (Redis) is down, so the publish was rejected and not sent (HTTP 503). */
+  BusUnavailable: 'bus_unavailable',
+  /** No such HTTP route (HTTP 404). */
+  NotFound: 'not_found',
+  /** The HTTP method is not allowed on this route (HTTP 405). */
+  MethodNotAllowed: 'method_not_allowed',
+  /** The gateway is draining and refuses new connections (HTTP 503). */
+  Draining: 'draining',
+  /** An unexpected server fault (HTTP 500). */
+  InternalError: 'internal_error',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Reasons a delivery is dropped: the `reason` label of hubcast_messages_dropped_total. */
+export const DropReason = {
+  /** The client's send queue was full (drop-oldest or drop-newest policy). */
+  QueueFull: 'queue_full',
+  /** Frames still queued, or arriving at a full queue, when the client was evicted. */
+  Evicted: 'evicted',
+  /** Frames still queued when the connection closed for any other reason. */
+  Disconnected: 'disconnected',
+} as const;
+export type DropReason = (typeof DropReason)[keyof typeof DropReason];
+
+/** Reasons a client is evicted: the `reason` label of hubcast_clients_evicted_total. */
+export const EvictReason = {
+  /** Under a drop policy, the client stayed over its queue bound for SLOW_CLIENT_EVICT_MS. */
+  SlowConsumer: 'slow_consumer',
+  /** Under OVERFLOW_POLICY=evict, a frame did not fit in the client's queue. */
+  QueueOverflow: 'queue_overflow',
+  /** The client did not answer a ping within PING_INTERVAL_MS. */
+  HeartbeatTimeout: 'heartbeat_timeout',
+} as const;
+export type EvictReason = (typeof EvictReason)[keyof typeof EvictReason];

@@ -1,0 +1,107 @@
+// What one connected client may do: subscribe, unsubscribe, publish. Every bad input gets an
+// error frame and the connection stays open; ws itself closes on framing faults (1002, 1007, 1009).
+import type { Logger } from 'pino';
+import type { Bus } from './bus/bus.js';
+import type { Client } from './client.js';
+import { ErrorCode } from './codes.js';
+import type { Hub } from './hub.js';
+import {
+  type Command,
+  type RequestId,
+  encodeAck,
+  encodeError,
+  encodeMessage,
+  isProtocolError,
+  parseCommand,
+} from './protocol.js';
+import { PublishRejectReason, type Stats } from './stats.js';
+
+export interface ConnectionContext {
+  readonly hub: Hub;
+  readonly bus: Bus;
+  readonly stats: Stats;
+  readonly log: Logger;
+  readonly maxMessageBytes: number;
+}
+
+export function attachConnection(ctx: ConnectionContext, client: Client): void {
+  const { ws } = client;
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    client.alive = true;
+    if (isBinary) {
+      sendError(ctx, client, ErrorCode.BinaryNotSupported, 'send JSON text frames');
+      return;
+    }
+    handleCommand(ctx, client, data.toString('utf8'));
+  });
+  ws.on('pong', () => {
+    client.alive = true;
+  });
+  ws.on('error', (err: Error & { code?: string }) => {
+    // ws has already chosen the close code (1009 for MAX_MESSAGE_BYTES, 1007 for bad UTF-8, ...).
+    ctx.log.debug({ client: client.id, err: err.message, code: err.code }, 'websocket error');
+  });
+  ws.on('close', () => ctx.hub.unregister(client));
+}
+
+function handleCommand(ctx: ConnectionContext, client: Client, text: string): void {
+  const command = parseCommand(text);
+  if (isProtocolError(command)) {
+    if (command.op === 'publish') ctx.stats.publishesRejected.ws[PublishRejectReason.Invalid]++;
+    sendError(ctx, client, command.error, command.message, command.id);
+    return;
+  }
+  switch (command.op) {
+    case 'subscribe':
+      subscribe(ctx, client, command);
+      return;
+    case 'unsubscribe':
+      ctx.hub.unsubscribe(client, command.channel);
+      if (command.id !== undefined) client.reply(encodeAck(command.id));
+      return;
+    case 'publish':
+      publish(ctx, client, command);
+      return;
+  }
+}
+
+function subscribe(ctx: ConnectionContext, client: Client, command: Command): void {
+  const result = ctx.hub.subscribe(client, command.channel);
+  if (result === 'limit') {
+    sendError(ctx, client, ErrorCode.TooManyChannels, 'subscription limit reached (MAX_CHANNELS_PER_CLIENT)', command.id);
+    return;
+  }
+  const { id } = command;
+  if (id === undefined) return;
+  // The ack means "messages on this channel now reach you", so it waits for the bus.
+  ctx.hub.whenLive(command.channel).then(
+    () => client.reply(encodeAck(id)),
+    () => undefined,
+  );
+}
+
+function publish(ctx: ConnectionContext, client: Client, command: Command & { op: 'publish' }): void {
+  const { stats } = ctx;
+  const payload = encodeMessage(command.channel, command.data);
+  if (payload.length > ctx.maxMessageBytes) {
+    stats.publishesRejected.ws[PublishRejectReason.TooLarge]++;
+    sendError(ctx, client, ErrorCode.MessageTooLarge, 'encoded message exceeds MAX_MESSAGE_BYTES', command.id);
+    return;
+  }
+  const { id } = command;
+  ctx.bus.publish(command.channel, payload).then(
+    () => {
+      stats.publishesAccepted.ws++;
+      if (id !== undefined) client.reply(encodeAck(id));
+    },
+    (err: Error) => {
+      stats.publishesRejected.ws[PublishRejectReason.BusUnavailable]++;
+      sendError(ctx, client, ErrorCode.BusUnavailable, err.message, id);
+    },
+  );
+}
+
+function sendError(ctx: ConnectionContext, client: Client, code: ErrorCode, message: string, id?: RequestId): void {
+  ctx.stats.errors[code]++;
+  client.reply(encodeError(code, message, id));
+}

@@ -1,0 +1,117 @@
+// Wires one gateway together: bus, hub, metrics, HTTP and WebSocket, and its orderly shutdown.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Bus } from './bus/bus.js';
+import { MemoryBus } from './bus/memory.js';
+import { RedisBus } from './bus/redis.js';
+import { CloseCode, CloseReason } from './codes.js';
+import type { Config } from './config.js';
+import { createHttpHandler } from './http.js';
+import { Hub } from './hub.js';
+import { createMetrics } from './metrics.js';
+import { Stats } from './stats.js';
+import { createUpgradeHandler } from './upgrade.js';
+
+export interface Gateway {
+  readonly port: number;
+  readonly hub: Hub;
+  readonly bus: Bus;
+  readonly stats: Stats;
+  /** Drain (readyz 503, no new upgrades), wait DRAIN_MS, close clients with 1001, quit the bus. */
+  shutdown(): Promise<void>;
+}
+
+function createBus(config: Config, stats: Stats, log: Logger): Bus {
+  if (config.redisUrl === undefined) {
+    stats.busConnected.publisher = 1;
+    stats.busConnected.subscriber = 1;
+    return new MemoryBus();
+  }
+  return new RedisBus({ url: config.redisUrl, prefix: config.redisPrefix }, stats, log.child({ component: 'bus' }));
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
+  const stats = new Stats();
+  const bus = createBus(config, stats, log);
+  let draining = false;
+  const isDraining = (): boolean => draining;
+
+  // The hub needs the fan-out histogram and metrics need the hub, so the histogram is bound late.
+  let observeFanout: (seconds: number) => void = () => undefined;
+  const hub = new Hub(bus, stats, {
+    maxChannelsPerClient: config.maxChannelsPerClient,
+    observeFanout: (seconds) => observeFanout(seconds),
+  });
+  const metrics = createMetrics({
+    stats,
+    busKind: bus.kind,
+    isReady: () => bus.ready && !draining,
+    channelCount: () => hub.channelCount,
+    subscriptionCount: () => hub.subscriptionCount,
+  });
+  observeFanout = metrics.observeFanout;
+
+  bus.setListener({
+    message: (channel, payload) => hub.broadcast(channel, payload),
+    readiness: (ready) => log.info({ ready }, ready ? 'bus ready' : 'bus not ready'),
+  });
+
+  const server = createServer(
+    createHttpHandler({ bus, stats, registry: metrics.registry, log, maxMessageBytes: config.maxMessageBytes, isDraining }),
+  );
+  server.on(
+    'upgrade',
+    createUpgradeHandler({
+      hub,
+      bus,
+      stats,
+      log,
+      maxMessageBytes: config.maxMessageBytes,
+      maxChannelsPerClient: config.maxChannelsPerClient,
+      limits: config,
+      isDraining,
+    }),
+  );
+  server.on('clientError', (err: Error, socket) => {
+    log.debug({ err: err.message }, 'http client error');
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    socket.destroy();
+  });
+
+  await bus.start();
+  const port = await listen(server, config.port, config.host);
+  const heartbeat = setInterval(() => hub.heartbeat(), config.pingIntervalMs);
+  log.info({ port, host: config.host, bus: bus.kind, overflowPolicy: config.overflowPolicy }, 'listening');
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      draining = true;
+      log.info({ drainMs: config.drainMs, clients: hub.clientCount }, 'draining');
+      await new Promise((resolve) => setTimeout(resolve, config.drainMs));
+      clearInterval(heartbeat);
+      log.info({ clients: hub.clientCount }, 'closing clients');
+      await hub.closeAll(CloseCode.GoingAway, CloseReason.GoingAway);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await bus.close();
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+
+  return { port, hub, bus, stats, shutdown };
+}

@@ -1,0 +1,75 @@
+// A FIFO of frames bounded by both message count and bytes. O(1) push and shift on a ring buffer
+// that is allocated on first use and grows by doubling, so an idle client costs no queue at all.
+
+const INITIAL_CAPACITY = 16;
+
+export class BoundedQueue {
+  private ring: (Buffer | undefined)[] | null = null;
+  private head = 0;
+  private count = 0;
+  private bytes = 0;
+
+  constructor(
+    readonly maxMessages: number,
+    readonly maxBytes: number,
+  ) {}
+
+  get length(): number {
+    return this.count;
+  }
+
+  get byteLength(): number {
+    return this.bytes;
+  }
+
+  /** Whether a frame of this size fits without removing anything. */
+  fits(size: number): boolean {
+    return this.count < this.maxMessages && this.bytes + size <= this.maxBytes;
+  }
+
+  /** Whether a frame of this size could ever fit, even in an empty queue. */
+  canEverFit(size: number): boolean {
+    return size <= this.maxBytes;
+  }
+
+  /** Appends a frame; the caller has checked fits(). */
+  push(frame: Buffer): void {
+    if (this.ring === null) {
+      this.ring = new Array<Buffer | undefined>(Math.min(INITIAL_CAPACITY, this.maxMessages));
+    } else if (this.count === this.ring.length) {
+      this.grow(this.ring);
+    }
+    const ring = this.ring!;
+    ring[(this.head + this.count) % ring.length] = frame;
+    this.count++;
+    this.bytes += frame.length;
+  }
+
+  /** Removes and returns the oldest frame, or undefined when empty. */
+  shift(): Buffer | undefined {
+    if (this.count === 0 || this.ring === null) return undefined;
+    const frame = this.ring[this.head];
+    this.ring[this.head] = undefined;
+    this.head = (this.head + 1) % this.ring.length;
+    this.count--;
+    this.bytes -= frame!.length;
+    return frame;
+  }
+
+  private grow(old: (Buffer | undefined)[]): void {
+    const ring = new Array<Buffer | undefined>(Math.min(old.length * 2, this.maxMessages));
+    for (let i = 0; i < this.count; i++) ring[i] = old[(this.head + i) % old.length];
+    this.ring = ring;
+    this.head = 0;
+  }
+
+  /** Empties the queue and releases its memory. Returns how many frames were discarded. */
+  clear(): number {
+    const discarded = this.count;
+    this.ring = null;
+    this.head = 0;
+    this.count = 0;
+    this.bytes = 0;
+    return discarded;
+  }
+}

@@ -1,0 +1,47 @@
+// Plain counters the hot path bumps with a single addition; metrics.ts reads them at scrape time,
+// so no prom-client call (label lookup, hashing) sits on the delivery path.
+import { DropReason, ErrorCode, EvictReason } from './codes.js';
+
+export type BusConnection = 'publisher' | 'subscriber';
+
+export type PublishSource = 'ws' | 'http';
+export const PUBLISH_SOURCES: readonly PublishSource[] = ['ws', 'http'];
+
+export const PublishRejectReason = {
+  BusUnavailable: 'bus_unavailable',
+  Invalid: 'invalid',
+  TooLarge: 'too_large',
+} as const;
+export type PublishRejectReason = (typeof PublishRejectReason)[keyof typeof PublishRejectReason];
+
+function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const key of keys) out[key] = 0;
+  return out;
+}
+
+export class Stats {
+  connectionsOpened = 0;
+  connectionsOpen = 0;
+  /** Frames written to a client socket. */
+  deliveries = 0;
+  /** Messages received from the bus (each is fanned out once). */
+  busMessages = 0;
+  /** Frames waiting in client send queues, summed over clients. */
+  queuedFrames = 0;
+  queuedBytes = 0;
+  /** Clients currently over their queue bound (dropping, awaiting eviction). */
+  slowClients = 0;
+  /** Error frames sent to clients, by code. */
+  readonly errors = zeroes(Object.values(ErrorCode));
+  /** 1 while the bus connection is up (always 1 for the in-process bus). */
+  readonly busConnected: Record<BusConnection, number> = { publisher: 0, subscriber: 0 };
+  readonly busReconnects: Record<BusConnection, number> = { publisher: 0, subscriber: 0 };
+  readonly dropped = zeroes(Object.values(DropReason));
+  readonly evicted = zeroes(Object.values(EvictReason));
+  readonly publishesAccepted = zeroes(PUBLISH_SOURCES);
+  readonly publishesRejected: Record<PublishSource, Record<PublishRejectReason, number>> = {
+    ws: zeroes(Object.values(PublishRejectReason)),
+    http: zeroes(Object.values(PublishRejectReason)),
+  };
+}

@@ -1,0 +1,98 @@
+// GET /ws upgrades. Channels named in ?channels= are live on the bus before the 101 is sent,
+// so a client that sees the socket open will receive anything published after that moment.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import { Client, type ClientLimits } from './client.js';
+import { ErrorCode } from './codes.js';
+import { type ConnectionContext, attachConnection } from './connection.js';
+import { isProtocolError, parseChannelsQuery } from './protocol.js';
+
+/** Longest wait for ?channels to go live before opening anyway (the bus may have just dropped). */
+const SUBSCRIBE_WAIT_MS = 5000;
+
+export interface UpgradeContext extends ConnectionContext {
+  readonly limits: ClientLimits;
+  readonly maxChannelsPerClient: number;
+  readonly log: Logger;
+  isDraining(): boolean;
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 503: 'Service Unavailable' };
+
+function refuse(socket: Socket, status: number, code: ErrorCode, message: string): void {
+  const body = JSON.stringify({ code, message });
+  if (socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroySoon();
+}
+
+function waitLive(ctx: UpgradeContext, channels: readonly string[]): Promise<void> {
+  if (channels.length === 0 || !ctx.bus.ready) return Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    Promise.all(channels.map((c) => ctx.hub.whenLive(c))).then(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage, socket: Socket, head: Buffer) => void {
+  const wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    maxPayload: ctx.maxMessageBytes,
+    perMessageDeflate: false,
+  });
+  let nextId = 1;
+
+  return (req, socket, head) => {
+    const onError = (err: Error): void => ctx.log.debug({ err: err.message }, 'socket error during upgrade');
+    socket.on('error', onError);
+    if (ctx.isDraining()) {
+      refuse(socket, 503, ErrorCode.Draining, 'gateway is shutting down; connect to another');
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    if (url.pathname !== '/ws') {
+      refuse(socket, 404, ErrorCode.NotFound, `no WebSocket endpoint at ${url.pathname}`);
+      return;
+    }
+    const channels = parseChannelsQuery(url.searchParams.get('channels'));
+    if (isProtocolError(channels)) {
+      refuse(socket, 400, channels.error, channels.message);
+      return;
+    }
+    if (channels.length > ctx.maxChannelsPerClient) {
+      refuse(socket, 400, ErrorCode.TooManyChannels, 'more channels than MAX_CHANNELS_PER_CLIENT');
+      return;
+    }
+    ctx.hub.pin(channels);
+    waitLive(ctx, channels).then(() => {
+      if (socket.destroyed || ctx.isDraining()) {
+        ctx.hub.unpin(channels);
+        if (!socket.destroyed) refuse(socket, 503, ErrorCode.Draining, 'gateway is shutting down; connect to another');
+        return;
+      }
+      let opened = false;
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        opened = true;
+        socket.off('error', onError);
+        const client = new Client(nextId++, ws, socket, ctx.limits, ctx.stats, ctx.hub);
+        ctx.hub.register(client);
+        for (const channel of channels) ctx.hub.subscribe(client, channel);
+        ctx.hub.unpin(channels);
+        attachConnection(ctx, client);
+      });
+      // Without verifyClient, ws completes synchronously; no callback means it refused the
+      // handshake itself (bad headers) and answered 400.
+      if (!opened) ctx.hub.unpin(channels);
+    }, () => ctx.hub.unpin(channels));
+  };
+}
