@@ -20,11 +20,9 @@ try {
 }
 
 const log = createLogger(config.logLevel);
-const gateway = await startGateway(config, log).catch((err: Error) => {
-  log.fatal({ err: err.message }, 'gateway failed to start');
-  process.exit(1);
-});
+const starting = startGateway(config, log);
 
+// Handlers go in before the gateway listens, so a signal at any moment gets the orderly stop.
 let signalled = false;
 function onSignal(signal: NodeJS.Signals): void {
   if (signalled) {
@@ -38,13 +36,20 @@ function onSignal(signal: NodeJS.Signals): void {
     log.error({ boundMs: bound }, 'shutdown took too long; exiting');
     process.exit(1);
   }, bound).unref();
-  gateway.shutdown().then(
-    () => process.exit(0),
-    (err: Error) => {
-      log.error({ err: err.message }, 'shutdown failed');
-      process.exit(1);
-    },
-  );
+  starting
+    .then((gateway) => gateway.shutdown())
+    .then(
+      () => process.exit(0),
+      (err: Error) => {
+        log.error({ err: err.message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
 }
 process.on('SIGTERM', onSignal);
 process.on('SIGINT', onSignal);
+
+starting.catch((err: Error) => {
+  log.fatal({ err: err.message }, 'gateway failed to start');
+  process.exit(1);
+});

@@ -1,0 +1,93 @@
+// Process lifecycle: the embedded bus of `npm start`, the SIGTERM drain, and config errors at start.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { describe, test } from 'node:test';
+import { TestClient } from '../helpers/client.js';
+import { MAIN, startGateway } from '../helpers/gateway.js';
+import { within } from '../helpers/wait.js';
+
+describe('embedded bus (no REDIS_URL)', { timeout: 30_000 }, () => {
+  test('one gateway serves /ws, subscribe, publish and metrics with no Redis', async (t) => {
+    const gateway = await startGateway({});
+    t.after(() => gateway.kill());
+    assert.equal(await gateway.readyz(), 200);
+    const body = (await (await fetch(`${gateway.http}/readyz`)).json()) as { bus: string };
+    assert.equal(body.bus, 'memory');
+
+    const a = await TestClient.connect(gateway.ws(['chat']));
+    const b = await TestClient.connect(gateway.ws());
+    t.after(() => {
+      a.close();
+      b.close();
+    });
+    assert.equal((await b.request({ op: 'subscribe', channel: 'chat' })).op, 'ack');
+    assert.equal((await b.request({ op: 'publish', channel: 'chat', data: 1 })).op, 'ack');
+    assert.equal((await fetch(`${gateway.http}/publish`, { method: 'POST', body: '{"channel":"chat","data":2}' })).status, 202);
+    for (const c of [a, b]) {
+      await c.waitForCount(() => c.messages('chat').length, 2);
+      assert.deepEqual(c.messages('chat').map((m) => m.data), [1, 2]);
+    }
+    assert.equal(await gateway.metric('hubcast_info{bus="memory"}'), 1);
+    assert.equal(await gateway.metric('hubcast_bus_connected{connection="subscriber"}'), 1);
+    assert.equal(await gateway.metric('hubcast_connections_open'), 2);
+  });
+});
+
+describe('SIGTERM drain', { timeout: 30_000 }, () => {
+  test('readyz 503 at once, new upgrades refused, clients closed with 1001 after DRAIN_MS, exit 0', async (t) => {
+    const gateway = await startGateway({ DRAIN_MS: '1000' });
+    t.after(() => gateway.kill());
+    const client = await TestClient.connect(gateway.ws(['chat']));
+    t.after(() => client.close());
+
+    const signalled = Date.now();
+    gateway.proc.kill('SIGTERM');
+    await gateway.waitReady(503, 900);
+    await assert.rejects(TestClient.connect(gateway.ws()), /HTTP 503/, 'no new upgrades while draining');
+    // Still served during the drain.
+    assert.equal((await fetch(`${gateway.http}/publish`, { method: 'POST', body: '{"channel":"chat","data":"draining"}' })).status, 202);
+    await client.waitFor((f) => f.data === 'draining');
+
+    const closed = await within(client.closed, 5000, 'the 1001 close');
+    assert.deepEqual(closed, { code: 1001, reason: 'server shutting down' });
+    assert.ok(Date.now() - signalled >= 900, 'clients are closed only after DRAIN_MS');
+    assert.equal(await within(gateway.exited, 5000, 'the process to exit'), 0);
+    assert.ok(gateway.logs.some((l) => l.msg === 'stopped'));
+  });
+
+  test('SIGINT drains the same way and exits 0 with no clients', async (t) => {
+    const gateway = await startGateway({ DRAIN_MS: '0' });
+    t.after(() => gateway.kill());
+    gateway.proc.kill('SIGINT');
+    assert.equal(await within(gateway.exited, 5000, 'the process to exit'), 0);
+  });
+});
+
+describe('config errors', { timeout: 30_000 }, () => {
+  const bad: [string, string][] = [
+    ['QUEUE_MAX_MESSAGES', 'lots'],
+    ['OVERFLOW_POLICY', 'drop-everything'],
+    ['PORT', '99999'],
+    ['REDIS_URL', 'http://localhost:6379'],
+    ['LOG_LEVEL', 'loud'],
+  ];
+  for (const [name, value] of bad) {
+    test(`${name}=${value} exits non-zero with one line naming ${name}`, async () => {
+      const proc = spawn(process.execPath, [MAIN], {
+        env: { PATH: process.env.PATH ?? '', [name]: value },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      proc.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+      proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      const [code] = (await within(once(proc, 'exit'), 10_000, 'the process to exit')) as [number];
+      assert.equal(code, 78);
+      const lines = stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 1, `one line, got: ${stderr}`);
+      assert.match(lines[0]!, new RegExp(`^invalid config: ${name} `));
+      assert.equal(stdout, '');
+    });
+  }
+});

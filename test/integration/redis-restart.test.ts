@@ -1,0 +1,78 @@
+// Redis goes away mid-run: /readyz turns 503, publishes are refused at once (and counted),
+// and once Redis is back every channel is resubscribed and delivery resumes, with no restart.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { TestClient } from '../helpers/client.js';
+import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
+import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
+
+describe('Redis restart', { timeout: 60_000 }, () => {
+  let redis: RedisHandle;
+  const gateways: GatewayProcess[] = [];
+  const clients: TestClient[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await Promise.all(gateways.map((g) => g.kill()));
+    await redis?.close();
+  });
+
+  test('readyz goes 503 then 200, publishes fail fast while down, delivery resumes', async (t) => {
+    if (redis.restartUnsupported !== null) {
+      t.skip(`cannot restart Redis here: ${redis.restartUnsupported}`);
+      return;
+    }
+    const prefix = uniquePrefix();
+    for (let i = 0; i < 2; i++) gateways.push(await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: prefix }));
+    const [a, b] = gateways as [GatewayProcess, GatewayProcess];
+    await Promise.all([a.waitReady(), b.waitReady()]);
+
+    const subA = await TestClient.connect(a.ws(['alpha', 'beta']));
+    const subB = await TestClient.connect(b.ws(['alpha']));
+    const publisher = await TestClient.connect(b.ws());
+    clients.push(subA, subB, publisher);
+    await publisher.request({ op: 'publish', channel: 'alpha', data: 'before' });
+    await subA.waitFor((f) => f.data === 'before');
+    await subB.waitFor((f) => f.data === 'before');
+
+    await redis.stop();
+    await Promise.all([a.waitReady(503), b.waitReady(503)]);
+
+    // While down: rejected at once over WebSocket and HTTP, never queued.
+    const started = Date.now();
+    const reply = await publisher.request({ op: 'publish', channel: 'alpha', data: 'lost' }, 2000);
+    assert.equal(reply.op, 'error');
+    assert.equal(reply.code, 'bus_unavailable');
+    const res = await fetch(`${a.http}/publish`, { method: 'POST', body: JSON.stringify({ channel: 'alpha', data: 'lost' }) });
+    assert.equal(res.status, 503);
+    assert.equal(((await res.json()) as { code: string }).code, 'bus_unavailable');
+    assert.ok(Date.now() - started < 2000, 'rejections are immediate');
+    assert.equal(await b.metric('hubcast_publishes_rejected_total{source="ws",reason="bus_unavailable"}'), 1);
+    assert.equal(await a.metric('hubcast_publishes_rejected_total{source="http",reason="bus_unavailable"}'), 1);
+    assert.equal(await a.metric('hubcast_bus_connected{connection="subscriber"}'), 0);
+    // The WebSocket clients themselves stay connected through the outage.
+    assert.equal(await a.metric('hubcast_connections_open'), 1);
+
+    await redis.start();
+    await Promise.all([a.waitReady(200, 15_000), b.waitReady(200, 15_000)]);
+    assert.ok((await a.metric('hubcast_bus_reconnects_total{connection="subscriber"}')) >= 1);
+    assert.equal(await a.metric('hubcast_bus_connected{connection="subscriber"}'), 1);
+
+    // Subscriptions made before the outage are live again on both gateways, on every channel.
+    await publisher.request({ op: 'publish', channel: 'alpha', data: 'after' });
+    await publisher.request({ op: 'publish', channel: 'beta', data: 'after-beta' });
+    await subA.waitFor((f) => f.data === 'after');
+    await subA.waitFor((f) => f.data === 'after-beta');
+    await subB.waitFor((f) => f.data === 'after');
+    const pubsub = redis.client();
+    const numsub = (await pubsub.pubsub('NUMSUB', `${prefix}alpha`, `${prefix}beta`)) as (string | number)[];
+    assert.deepEqual(numsub.map(String), [`${prefix}alpha`, '2', `${prefix}beta`, '1']);
+    for (const s of [subA, subB]) {
+      assert.ok(!s.frames.some((f) => f.data === 'lost'), 'a rejected publish is never delivered');
+    }
+  });
+});
