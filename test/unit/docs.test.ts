@@ -1,0 +1,84 @@
+// Keeps README.md and the registries in step: every close code, error code, drop and eviction
+// reason, config variable and metric is documented, and nothing documented is missing from code.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { CloseCode, DropReason, ErrorCode, EvictReason } from '../../services/gateway/src/codes.js';
+import { CONFIG_VARIABLES, loadConfig } from '../../services/gateway/src/config.js';
+import { createMetrics } from '../../services/gateway/src/metrics.js';
+import { Stats } from '../../services/gateway/src/stats.js';
+
+const README = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+
+/** The rows of the markdown table that follows a heading line. */
+function table(heading: string): string[][] {
+  const lines = README.split('\n');
+  const start = lines.findIndex((l) => l.trim() === heading || l.trim().startsWith(heading));
+  assert.ok(start >= 0, `README has a section "${heading}"`);
+  const rows: string[][] = [];
+  let inTable = false;
+  for (const line of lines.slice(start + 1)) {
+    if (line.startsWith('|')) {
+      inTable = true;
+      rows.push(line.split('|').slice(1, -1).map((c) => c.trim()));
+    } else if (inTable) {
+      break;
+    } else if (line.startsWith('#')) {
+      break;
+    }
+  }
+  assert.ok(rows.length > 2, `README section "${heading}" has a table`);
+  return rows.slice(2); // header and separator
+}
+
+const unquote = (cell: string): string => cell.replace(/^`|`$/g, '');
+
+describe('README documents the registries', () => {
+  test('close codes: README rows and CloseCode entries match, name and number', () => {
+    const rows = table('### Close codes').map(([code, name]) => [Number(code), name]);
+    assert.deepEqual(
+      rows.sort(),
+      Object.entries(CloseCode)
+        .map(([name, code]) => [code, name])
+        .sort(),
+    );
+  });
+
+  test('error codes: README rows and ErrorCode values match', () => {
+    const documented = table('### Error codes').map(([code]) => unquote(code!));
+    assert.deepEqual(documented.sort(), Object.values(ErrorCode).sort());
+  });
+
+  test('drop and eviction reasons match', () => {
+    const drop = table('Drop reasons').map(([r]) => unquote(r!));
+    assert.deepEqual(drop.sort(), Object.values(DropReason).sort());
+    const evict = table('Eviction reasons').map(([r]) => unquote(r!));
+    assert.deepEqual(evict.sort(), Object.values(EvictReason).sort());
+  });
+
+  test('config: every variable is documented with its real default', () => {
+    const rows = table('## Configuration');
+    assert.deepEqual(rows.map(([v]) => unquote(v!)).sort(), [...CONFIG_VARIABLES].sort());
+    const defaults = loadConfig({}) as unknown as Record<string, unknown>;
+    const key = (name: string): string => name.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    for (const [variable, fallback] of rows) {
+      const actual = defaults[key(unquote(variable!))];
+      assert.equal(unquote(fallback!), actual === undefined ? 'unset' : String(actual), `default of ${variable}`);
+    }
+  });
+
+  test('metrics: every hubcast_* metric is documented, and every documented one exists', async () => {
+    const documented = table('## Metrics').map(([m]) => unquote(m!));
+    const metrics = createMetrics({
+      stats: new Stats(),
+      busKind: 'memory',
+      isReady: () => true,
+      channelCount: () => 0,
+      subscriptionCount: () => 0,
+    });
+    const exported = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('hubcast_'));
+    assert.deepEqual(documented.sort(), exported.sort());
+    for (const name of exported) assert.match(name, /^hubcast_[a-z_]+$/);
+  });
+});
