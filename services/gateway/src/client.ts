@@ -56,7 +56,11 @@ export class Client {
 
   /** Hands one pre-framed message to this client. Never blocks, never throws. */
   deliver(frame: Buffer): void {
-    if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.closing || this.ws.readyState !== WebSocket.OPEN) {
+      // The peer has started closing but the hub has not heard 'close' yet.
+      this.stats.dropped[DropReason.Disconnected]++;
+      return;
+    }
     if (this.queue.length === 0 && !this.socket.writableNeedDrain) {
       this.socket.write(frame);
       this.stats.deliveries++;
@@ -164,8 +168,9 @@ export class Client {
     if (this.closing) return;
     this.discardQueue(dropReason);
     const ws = this.ws;
-    if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-      ws.close(code, reason);
+    if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+    // Also when the peer started the close: ws would otherwise wait 30 s for a stuck one.
+    if (ws.readyState !== WebSocket.CLOSED) {
       this.closeTimer = setTimeout(() => ws.terminate(), this.limits.closeTimeoutMs);
     }
   }

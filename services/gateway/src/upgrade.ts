@@ -59,7 +59,13 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
       refuse(socket, 503, ErrorCode.Draining, 'gateway is shutting down; connect to another');
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://gateway');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://gateway');
+    } catch {
+      refuse(socket, 400, ErrorCode.InvalidMessage, 'unparseable request URL');
+      return;
+    }
     if (url.pathname !== '/ws') {
       refuse(socket, 404, ErrorCode.NotFound, `no WebSocket endpoint at ${url.pathname}`);
       return;
