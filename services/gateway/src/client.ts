@@ -115,19 +115,22 @@ export class Client {
   /** Writes queued frames while the socket accepts them; one syscall for the batch thanks to cork. */
   private readonly flush = (): void => {
     const queue = this.queue;
-    if (this.closing || queue.length === 0) return;
-    const socket = this.socket;
-    const stats = this.stats;
-    socket.cork();
-    while (queue.length > 0 && !socket.writableNeedDrain) {
-      const frame = queue.shift()!;
-      stats.queuedFrames--;
-      stats.queuedBytes -= frame.length;
-      socket.write(frame);
-      stats.deliveries++;
+    if (this.closing) return;
+    if (queue.length > 0) {
+      const socket = this.socket;
+      const stats = this.stats;
+      socket.cork();
+      while (queue.length > 0 && !socket.writableNeedDrain) {
+        const frame = queue.shift()!;
+        stats.queuedFrames--;
+        stats.queuedBytes -= frame.length;
+        socket.write(frame);
+        stats.deliveries++;
+      }
+      socket.uncork();
     }
-    socket.uncork();
-    // Caught up: the client is no longer behind, whatever it dropped before.
+    // Caught up: the client is no longer behind, whatever it dropped before (even a frame too
+    // big for any queue, which left the queue empty).
     if (queue.length === 0) this.clearSlow();
   };
 

@@ -105,6 +105,8 @@ function host(env: Env): string {
 }
 
 const HOUR_MS = 3_600_000;
+/** The largest header of an unmasked server-to-client WebSocket frame. */
+const MAX_FRAME_HEADER_BYTES = 10;
 
 /** Reads and validates the environment. Throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
@@ -138,10 +140,11 @@ export function loadConfig(env: Env = process.env): Config {
     // pino log level.
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
   };
-  if (config.queueMaxBytes < config.maxMessageBytes) {
+  // The queue holds frames: the largest accepted message plus its WebSocket header must fit.
+  if (config.queueMaxBytes < config.maxMessageBytes + MAX_FRAME_HEADER_BYTES) {
     throw new ConfigError(
       'QUEUE_MAX_BYTES',
-      `must be at least MAX_MESSAGE_BYTES (${config.maxMessageBytes}) so every accepted message fits (got ${config.queueMaxBytes})`,
+      `must be at least MAX_MESSAGE_BYTES + ${MAX_FRAME_HEADER_BYTES} (${config.maxMessageBytes + MAX_FRAME_HEADER_BYTES}) so every accepted message fits as a frame (got ${config.queueMaxBytes})`,
     );
   }
   return Object.freeze(config);

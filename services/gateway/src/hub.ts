@@ -97,7 +97,7 @@ export class Hub implements ClientOwner {
   unpin(channels: readonly string[]): void {
     for (const channel of channels) {
       const entry = this.channels.get(channel);
-      if (entry === undefined) continue;
+      if (entry === undefined || entry.pins === 0) continue;
       entry.pins--;
       this.release(channel, entry);
     }

@@ -1,0 +1,526 @@
+// Client: direct writes while the socket keeps up, a bounded queue while it does not, overflow
+// policies, slow-consumer eviction, and close accounting. The socket is a Writable whose write
+// callbacks the test holds, so "the peer is not reading" is exact and nothing depends on timing.
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type WebSocket from 'ws';
+import { Client, type ClientLimits } from '../../services/gateway/src/client.js';
+import type { EvictReason } from '../../services/gateway/src/codes.js';
+import { Stats } from '../../services/gateway/src/stats.js';
+
+const HIGH_WATER_MARK = 1024;
+
+/** A socket that accepts writes but completes none until release() is called. */
+class FakeSocket {
+  /** Every chunk that reached the underlying write, in order. */
+  readonly written: Buffer[] = [];
+  private readonly held: (() => void)[] = [];
+  readonly stream = new Writable({
+    highWaterMark: HIGH_WATER_MARK,
+    write: (chunk: Buffer, _encoding, callback) => {
+      this.written.push(chunk);
+      this.held.push(() => callback());
+    },
+  });
+
+  /** Completes held writes until none are left (the stream then emits 'drain' synchronously). */
+  releaseAll(): void {
+    while (this.held.length > 0) this.held.shift()!();
+  }
+
+  /** Completes only the oldest held write. */
+  releaseOne(): void {
+    this.held.shift()?.();
+  }
+
+  get needDrain(): boolean {
+    return this.stream.writableNeedDrain;
+  }
+}
+
+class FakeWs {
+  readyState = 1; // OPEN
+  readonly closes: [number, string][] = [];
+  terminations = 0;
+  private onTerminate: (() => void) | null = null;
+
+  close(code: number, reason: string): void {
+    this.closes.push([code, reason]);
+    this.readyState = 2; // CLOSING: the peer never completes the handshake
+  }
+
+  terminate(): void {
+    this.terminations++;
+    this.readyState = 3; // CLOSED
+    this.onTerminate?.();
+  }
+
+  /** Resolves at the next terminate(). */
+  terminated(): Promise<void> {
+    return new Promise((resolve) => {
+      this.onTerminate = resolve;
+    });
+  }
+}
+
+class FakeOwner {
+  readonly evictions: [Client, EvictReason][] = [];
+  private onEvict: (() => void) | null = null;
+
+  evict(client: Client, reason: EvictReason): void {
+    this.evictions.push([client, reason]);
+    this.onEvict?.();
+  }
+
+  /** Resolves at the next evict(). */
+  evicted(): Promise<void> {
+    return new Promise((resolve) => {
+      this.onEvict = resolve;
+    });
+  }
+}
+
+interface Harness {
+  client: Client;
+  socket: FakeSocket;
+  ws: FakeWs;
+  owner: FakeOwner;
+  stats: Stats;
+}
+
+function setup(limits: Partial<ClientLimits> = {}): Harness {
+  const socket = new FakeSocket();
+  const ws = new FakeWs();
+  const owner = new FakeOwner();
+  const stats = new Stats();
+  const client = new Client(
+    1,
+    ws as unknown as WebSocket,
+    socket.stream as unknown as Socket,
+    {
+      queueMaxMessages: 4,
+      queueMaxBytes: 1_000_000,
+      overflowPolicy: 'drop-oldest',
+      // Long enough never to fire unless a test shortens it; dispose() clears it anyway.
+      slowClientEvictMs: 60_000,
+      closeTimeoutMs: 60_000,
+      ...limits,
+    },
+    stats,
+    owner,
+  );
+  return { client, socket, ws, owner, stats };
+}
+
+/** A frame tagged with a sequence number in its first byte. */
+function frame(seq: number, size = 100): Buffer {
+  return Buffer.alloc(size, seq);
+}
+
+const tags = (frames: Buffer[]): number[] => frames.map((f) => f[0]!);
+
+/** Fills the socket to its high-water mark, so the next frames must queue. */
+function backUp(h: Harness): void {
+  h.client.deliver(frame(0xff, HIGH_WATER_MARK));
+  assert.equal(h.socket.needDrain, true, 'socket is backed up');
+}
+
+describe('Client delivery', () => {
+  test('writes straight to the socket while it keeps up', { timeout: 5000 }, () => {
+    const h = setup();
+    for (let i = 1; i <= 5; i++) h.client.deliver(frame(i));
+    assert.equal(h.socket.needDrain, false);
+    assert.equal(h.stats.deliveries, 5);
+    assert.equal(h.client.queuedFrames, 0);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.socket.stream.writableLength, 500, 'all five handed to the socket');
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [1, 2, 3, 4, 5]);
+    h.client.dispose();
+  });
+
+  test('the very same buffer is handed to the socket', { timeout: 5000 }, () => {
+    const h = setup();
+    const f = frame(1);
+    h.client.deliver(f);
+    assert.strictEqual(h.socket.written[0], f);
+    h.client.dispose();
+  });
+
+  test('queues once the socket needs drain', { timeout: 5000 }, () => {
+    const h = setup();
+    backUp(h);
+    assert.equal(h.stats.deliveries, 1);
+    h.client.deliver(frame(1, 100));
+    h.client.deliver(frame(2, 200));
+    h.client.deliver(frame(3, 300));
+    assert.equal(h.stats.deliveries, 1, 'nothing more written');
+    assert.equal(h.client.queuedFrames, 3);
+    assert.equal(h.stats.queuedFrames, 3);
+    assert.equal(h.stats.queuedBytes, 600);
+    assert.deepEqual(tags(h.socket.written), [0xff]);
+    h.client.dispose();
+  });
+
+  test('flushes the queue in order on drain and returns stats to zero', { timeout: 5000 }, () => {
+    const h = setup();
+    backUp(h);
+    for (let i = 1; i <= 4; i++) h.client.deliver(frame(i));
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff, 1, 2, 3, 4]);
+    assert.equal(h.stats.deliveries, 5);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.stats.queuedBytes, 0);
+    assert.equal(h.client.queuedFrames, 0);
+    assert.equal(h.stats.slowClients, 0);
+    // Caught up: the next frame goes straight out again.
+    h.client.deliver(frame(5));
+    assert.equal(h.stats.deliveries, 6);
+    assert.equal(h.client.queuedFrames, 0);
+    h.client.dispose();
+  });
+
+  test('a flush stops at the high-water mark and resumes on the next drain', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 10 });
+    backUp(h);
+    for (let i = 1; i <= 4; i++) h.client.deliver(frame(i, 600));
+    // Completing the big write drains the socket; two 600-byte frames refill it past 1024.
+    h.socket.releaseOne();
+    assert.equal(h.stats.deliveries, 3);
+    assert.equal(h.client.queuedFrames, 2);
+    assert.equal(h.stats.queuedFrames, 2);
+    assert.equal(h.stats.queuedBytes, 1200);
+    assert.equal(h.socket.needDrain, true);
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff, 1, 2, 3, 4]);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.stats.deliveries, 5);
+    h.client.dispose();
+  });
+
+  test('queues while the socket needs drain even with an empty queue', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 10 });
+    backUp(h);
+    h.client.deliver(frame(1, 600));
+    h.client.deliver(frame(2, 600));
+    h.socket.releaseOne(); // writes 1 and 2, socket full again
+    h.client.deliver(frame(3)); // queue is empty but the socket needs drain: must queue
+    assert.equal(h.client.queuedFrames, 1);
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff, 1, 2, 3]);
+    h.client.dispose();
+  });
+
+  test('reply() frames a payload and sends it on the same path', { timeout: 5000 }, () => {
+    const h = setup();
+    h.client.reply(Buffer.from('{"op":"ack","id":1}'));
+    const sent = h.socket.written[0]!;
+    assert.equal(sent[0], 0x81);
+    assert.equal(sent[1], 19);
+    assert.equal(sent.subarray(2).toString(), '{"op":"ack","id":1}');
+    assert.equal(h.stats.deliveries, 1);
+    h.client.dispose();
+  });
+
+  test('deliver to a ws that is not open writes nothing and counts a disconnected drop', { timeout: 5000 }, () => {
+    const h = setup();
+    h.ws.readyState = 2; // the peer started closing; the hub has not heard 'close' yet
+    h.client.deliver(frame(1));
+    assert.equal(h.socket.written.length, 0);
+    assert.equal(h.stats.deliveries, 0);
+    assert.equal(h.client.queuedFrames, 0);
+    assert.equal(h.stats.dropped.disconnected, 1);
+    h.client.dispose();
+  });
+});
+
+describe('Client overflow policies', () => {
+  test('drop-newest drops the new frame and keeps the old ones', { timeout: 5000 }, () => {
+    const h = setup({ overflowPolicy: 'drop-newest', queueMaxMessages: 2 });
+    backUp(h);
+    h.client.deliver(frame(1));
+    h.client.deliver(frame(2));
+    h.client.deliver(frame(3));
+    h.client.deliver(frame(4));
+    assert.equal(h.stats.dropped.queue_full, 2);
+    assert.equal(h.client.queuedFrames, 2);
+    assert.equal(h.stats.queuedFrames, 2);
+    assert.equal(h.stats.queuedBytes, 200);
+    assert.equal(h.stats.slowClients, 1);
+    assert.equal(h.owner.evictions.length, 0);
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff, 1, 2]);
+    assert.equal(h.stats.slowClients, 0, 'caught up');
+    h.client.dispose();
+  });
+
+  test('drop-oldest drops the oldest and keeps the newest', { timeout: 5000 }, () => {
+    const h = setup({ overflowPolicy: 'drop-oldest', queueMaxMessages: 2 });
+    backUp(h);
+    for (let i = 1; i <= 5; i++) h.client.deliver(frame(i));
+    assert.equal(h.stats.dropped.queue_full, 3);
+    assert.equal(h.client.queuedFrames, 2);
+    assert.equal(h.stats.queuedFrames, 2);
+    assert.equal(h.stats.queuedBytes, 200);
+    assert.equal(h.stats.slowClients, 1);
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff, 4, 5]);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.stats.slowClients, 0);
+    h.client.dispose();
+  });
+
+  test('drop-oldest under the byte bound drops as many old frames as needed', { timeout: 5000 }, () => {
+    const h = setup({ overflowPolicy: 'drop-oldest', queueMaxMessages: 100, queueMaxBytes: 1000 });
+    backUp(h);
+    h.client.deliver(frame(1, 300));
+    h.client.deliver(frame(2, 300));
+    h.client.deliver(frame(3, 300));
+    h.client.deliver(frame(4, 700)); // needs 1 and 2 gone (300 + 700 = 1000)
+    assert.equal(h.stats.dropped.queue_full, 2);
+    assert.equal(h.stats.queuedBytes, 1000);
+    assert.equal(h.stats.queuedFrames, 2);
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff, 3, 4]);
+    h.client.dispose();
+  });
+
+  test('drop-oldest drops a frame too big for any queue and keeps the queue', { timeout: 5000 }, () => {
+    const h = setup({ overflowPolicy: 'drop-oldest', queueMaxMessages: 10, queueMaxBytes: 500 });
+    backUp(h);
+    h.client.deliver(frame(1, 200));
+    h.client.deliver(frame(2, 501));
+    assert.equal(h.stats.dropped.queue_full, 1);
+    assert.equal(h.client.queuedFrames, 1);
+    assert.equal(h.stats.queuedBytes, 200);
+    h.client.dispose();
+  });
+
+  test('evict asks the owner to evict with queue_overflow and counts the frame', { timeout: 5000 }, () => {
+    const h = setup({ overflowPolicy: 'evict', queueMaxMessages: 2 });
+    backUp(h);
+    h.client.deliver(frame(1));
+    h.client.deliver(frame(2));
+    assert.equal(h.owner.evictions.length, 0);
+    h.client.deliver(frame(3));
+    assert.equal(h.owner.evictions.length, 1);
+    assert.strictEqual(h.owner.evictions[0]![0], h.client);
+    assert.equal(h.owner.evictions[0]![1], 'queue_overflow');
+    assert.equal(h.stats.dropped.evicted, 1);
+    assert.equal(h.stats.dropped.queue_full, 0);
+    assert.equal(h.stats.slowClients, 0, 'no slow-consumer grace under evict');
+    h.client.dispose();
+  });
+});
+
+describe('Client slow-consumer eviction', () => {
+  test('a frame too big for any queue, dropped while the queue is empty, is forgiven at the next drain', { timeout: 5000 }, async () => {
+    const h = setup({ overflowPolicy: 'drop-oldest', queueMaxBytes: 500, slowClientEvictMs: 50 });
+    backUp(h);
+    h.client.deliver(frame(1, 501)); // dropped; the queue stays empty, but the client is behind
+    assert.equal(h.stats.dropped.queue_full, 1);
+    assert.equal(h.client.queuedFrames, 0);
+    assert.equal(h.stats.slowClients, 1);
+    h.socket.releaseAll(); // the socket drains with nothing queued: caught up
+    assert.equal(h.stats.slowClients, 0);
+    await sleep(100);
+    assert.equal(h.owner.evictions.length, 0, 'a client that caught up is not evicted');
+    h.client.dispose();
+  });
+
+  test('a client that stays behind is evicted after slowClientEvictMs', { timeout: 5000 }, async () => {
+    const h = setup({ overflowPolicy: 'drop-newest', queueMaxMessages: 1, slowClientEvictMs: 50 });
+    backUp(h);
+    h.client.deliver(frame(1));
+    const started = performance.now();
+    const evicted = h.owner.evicted();
+    h.client.deliver(frame(2)); // overflows: the timer starts
+    assert.equal(h.stats.slowClients, 1);
+    h.client.deliver(frame(3)); // still behind: no second timer
+    assert.equal(h.stats.slowClients, 1);
+    await evicted;
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 45, `evicted after ${elapsed.toFixed(1)} ms, not before 50`);
+    assert.equal(h.owner.evictions.length, 1);
+    assert.strictEqual(h.owner.evictions[0]![0], h.client);
+    assert.equal(h.owner.evictions[0]![1], 'slow_consumer');
+    assert.equal(h.stats.slowClients, 0);
+    h.client.dispose();
+  });
+
+  test('a client that catches up before the deadline is not evicted', { timeout: 5000 }, async () => {
+    const h = setup({ overflowPolicy: 'drop-oldest', queueMaxMessages: 2, slowClientEvictMs: 50 });
+    backUp(h);
+    for (let i = 1; i <= 4; i++) h.client.deliver(frame(i));
+    assert.equal(h.stats.slowClients, 1);
+    h.socket.releaseAll(); // drain empties the queue
+    assert.equal(h.client.queuedFrames, 0);
+    assert.equal(h.stats.slowClients, 0);
+    await sleep(120); // well past the deadline
+    assert.equal(h.owner.evictions.length, 0);
+    assert.equal(h.stats.slowClients, 0);
+    h.client.dispose();
+  });
+
+  test('a partial flush does not clear the slow state', { timeout: 5000 }, () => {
+    const h = setup({ overflowPolicy: 'drop-oldest', queueMaxMessages: 3 });
+    backUp(h);
+    for (let i = 1; i <= 4; i++) h.client.deliver(frame(i, 600));
+    assert.equal(h.stats.slowClients, 1);
+    h.socket.releaseOne(); // two frames go out, one stays queued
+    assert.equal(h.client.queuedFrames, 1);
+    assert.equal(h.stats.slowClients, 1, 'still behind');
+    h.socket.releaseAll();
+    assert.equal(h.stats.slowClients, 0);
+    h.client.dispose();
+  });
+});
+
+describe('Client eviction and close', () => {
+  test("evict('slow_consumer') closes with 1013, discards the queue, terminates after closeTimeoutMs", { timeout: 5000 }, async () => {
+    const h = setup({ closeTimeoutMs: 30 });
+    backUp(h);
+    for (let i = 1; i <= 3; i++) h.client.deliver(frame(i));
+    const terminated = h.ws.terminated();
+    const started = performance.now();
+    h.client.evict('slow_consumer');
+    assert.deepEqual(h.ws.closes, [[1013, 'slow consumer']]);
+    assert.equal(h.ws.terminations, 0, 'not at once: the peer gets closeTimeoutMs');
+    assert.equal(h.client.isClosing, true);
+    assert.equal(h.stats.dropped.evicted, 3);
+    assert.equal(h.stats.dropped.disconnected, 0);
+    assert.equal(h.client.queuedFrames, 0);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.stats.queuedBytes, 0);
+    await terminated;
+    assert.ok(performance.now() - started >= 25);
+    assert.equal(h.ws.terminations, 1);
+    // The queue was discarded: a drain writes nothing more.
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff]);
+    h.client.dispose();
+    assert.equal(h.stats.dropped.disconnected, 0, 'nothing left to count at dispose');
+  });
+
+  test("evict('queue_overflow') also closes with 1013", { timeout: 5000 }, () => {
+    const h = setup();
+    h.client.evict('queue_overflow');
+    assert.deepEqual(h.ws.closes, [[1013, 'slow consumer']]);
+    h.client.dispose();
+  });
+
+  test('dispose before closeTimeoutMs cancels the terminate', { timeout: 5000 }, async () => {
+    const h = setup({ closeTimeoutMs: 20 });
+    h.client.evict('slow_consumer');
+    h.client.dispose(); // the peer completed the close
+    await sleep(60);
+    assert.equal(h.ws.terminations, 0);
+  });
+
+  test("evict('heartbeat_timeout') terminates at once", { timeout: 5000 }, () => {
+    const h = setup();
+    backUp(h);
+    h.client.deliver(frame(1));
+    h.client.deliver(frame(2));
+    h.client.evict('heartbeat_timeout');
+    assert.equal(h.ws.terminations, 1);
+    assert.deepEqual(h.ws.closes, [], 'no close handshake with a dead peer');
+    assert.equal(h.stats.dropped.evicted, 2);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.client.isClosing, true);
+    h.client.dispose();
+    assert.equal(h.stats.dropped.disconnected, 0);
+  });
+
+  test('eviction clears the slow state', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 1 });
+    backUp(h);
+    h.client.deliver(frame(1));
+    h.client.deliver(frame(2));
+    assert.equal(h.stats.slowClients, 1);
+    h.client.evict('slow_consumer');
+    assert.equal(h.stats.slowClients, 0);
+    h.client.dispose();
+  });
+
+  test('close() then dispose() counts leftover frames once, as disconnected', { timeout: 5000 }, () => {
+    const h = setup();
+    backUp(h);
+    h.client.deliver(frame(1));
+    h.client.deliver(frame(2));
+    h.client.close(1000, 'bye');
+    assert.deepEqual(h.ws.closes, [[1000, 'bye']]);
+    assert.equal(h.stats.dropped.disconnected, 2);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.stats.queuedBytes, 0);
+    h.client.dispose();
+    assert.equal(h.stats.dropped.disconnected, 2, 'not counted twice');
+    assert.equal(h.stats.dropped.evicted, 0);
+  });
+
+  test('dispose() alone counts leftover frames as disconnected', { timeout: 5000 }, () => {
+    const h = setup();
+    backUp(h);
+    h.client.deliver(frame(1));
+    h.client.dispose();
+    assert.equal(h.stats.dropped.disconnected, 1);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.client.isClosing, true);
+  });
+
+  test('a second close() is a no-op', { timeout: 5000 }, () => {
+    const h = setup();
+    h.client.close(1001, 'server shutting down');
+    h.client.close(1000, 'again');
+    assert.deepEqual(h.ws.closes, [[1001, 'server shutting down']]);
+    h.client.dispose();
+  });
+
+  test('close() on a ws already closed sends nothing and arms no terminate', { timeout: 5000 }, async () => {
+    const h = setup({ closeTimeoutMs: 10 });
+    h.ws.readyState = 3;
+    h.client.close(1000, 'bye');
+    assert.deepEqual(h.ws.closes, []);
+    assert.equal(h.client.isClosing, true);
+    await sleep(40);
+    assert.equal(h.ws.terminations, 0);
+    h.client.dispose();
+  });
+
+  test('close() while the peer is closing sends no close frame but terminates after closeTimeoutMs', { timeout: 5000 }, async () => {
+    const h = setup({ closeTimeoutMs: 20 });
+    h.ws.readyState = 2; // the peer's close frame arrived; its handshake may never finish
+    const terminated = h.ws.terminated();
+    h.client.close(1001, 'server shutting down');
+    assert.deepEqual(h.ws.closes, [], 'a close frame was already exchanged');
+    assert.equal(h.ws.terminations, 0);
+    await terminated;
+    assert.equal(h.ws.terminations, 1);
+    h.client.dispose();
+  });
+
+  test('deliver after close writes and queues nothing, counting a disconnected drop', { timeout: 5000 }, () => {
+    const h = setup();
+    h.client.close(1000, 'bye');
+    assert.equal(h.stats.dropped.disconnected, 0, 'the queue was empty');
+    h.ws.readyState = 1; // even if the ws still claimed to be open
+    h.client.deliver(frame(1));
+    assert.equal(h.socket.written.length, 0);
+    assert.equal(h.stats.deliveries, 0);
+    assert.equal(h.client.queuedFrames, 0);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.stats.dropped.disconnected, 1);
+    h.client.dispose();
+    assert.equal(h.stats.dropped.disconnected, 1);
+  });
+
+  test('dispose stops listening for drain', { timeout: 5000 }, () => {
+    const h = setup();
+    assert.equal(h.socket.stream.listenerCount('drain'), 1);
+    h.client.dispose();
+    assert.equal(h.socket.stream.listenerCount('drain'), 0);
+  });
+});

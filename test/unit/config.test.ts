@@ -1,0 +1,198 @@
+// loadConfig: documented defaults, frozen result, one-line ConfigErrors naming the bad variable.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../services/gateway/src/config.js';
+
+type Env = Record<string, string | undefined>;
+
+const DEFAULTS = {
+  port: 8080,
+  host: '0.0.0.0',
+  redisUrl: undefined,
+  redisPrefix: 'hubcast:',
+  queueMaxBytes: 1048576,
+  queueMaxMessages: 256,
+  overflowPolicy: 'drop-oldest',
+  slowClientEvictMs: 5000,
+  pingIntervalMs: 25000,
+  maxMessageBytes: 65536,
+  maxChannelsPerClient: 128,
+  drainMs: 5000,
+  closeTimeoutMs: 3000,
+  logLevel: 'info',
+};
+
+/** Asserts loadConfig(env) throws a one-line ConfigError for `variable`, and returns it. */
+function assertConfigError(env: Env, variable: string): ConfigError {
+  let caught: unknown;
+  try {
+    loadConfig(env);
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof ConfigError, `expected ConfigError for ${JSON.stringify(env)}, got ${String(caught)}`);
+  assert.equal(caught.variable, variable);
+  assert.equal(caught.name, 'ConfigError');
+  assert.ok(caught.message.includes(variable), `message names ${variable}: ${caught.message}`);
+  assert.equal(/[\r\n]/.test(caught.message), false, `message is one line: ${JSON.stringify(caught.message)}`);
+  return caught;
+}
+
+/** Invalid values for every variable; the test below checks this covers all of CONFIG_VARIABLES. */
+const INVALID: Record<(typeof CONFIG_VARIABLES)[number], string[]> = {
+  PORT: ['70000', '65536', 'abc', '-1', '1.5', '1e3', '0x50', '80a', '+80'],
+  HOST: ['my host', 'a/b', 'host!', 'x'.repeat(254)],
+  REDIS_URL: ['http://x', 'https://redis.example', 'not a url', 'localhost:6379', 'tcp://localhost:6379'],
+  REDIS_PREFIX: ['has space', 'tab\there', 'new\nline', 'é', 'x'.repeat(65)],
+  QUEUE_MAX_BYTES: ['1023', '0', 'big', '-5', String((1 << 30) + 1)],
+  QUEUE_MAX_MESSAGES: ['0', '-1', '1000001', 'many', '2.5'],
+  OVERFLOW_POLICY: ['drop', 'DROP-OLDEST', 'evict-all', 'none'],
+  SLOW_CLIENT_EVICT_MS: ['0', '3600001', 'soon', '-100'],
+  PING_INTERVAL_MS: ['99', '0', '3600001', '1s'],
+  MAX_MESSAGE_BYTES: ['127', '0', String((64 << 20) + 1), '64k'],
+  MAX_CHANNELS_PER_CLIENT: ['0', '100001', 'unlimited'],
+  DRAIN_MS: ['-1', '3600001', 'forever', '1.0'],
+  CLOSE_TIMEOUT_MS: ['9', '60001', '0', 'never'],
+  LOG_LEVEL: ['loud', 'INFO', 'verbose', 'warning'],
+};
+
+describe('loadConfig', () => {
+  test('gives the documented defaults for an empty environment', { timeout: 5000 }, () => {
+    assert.deepEqual({ ...loadConfig({}) }, DEFAULTS);
+  });
+
+  test('treats empty and blank values as unset', { timeout: 5000 }, () => {
+    const env: Env = {};
+    // REDIS_PREFIX is the exception: an empty prefix is a valid choice, covered below.
+    for (const name of CONFIG_VARIABLES) if (name !== 'REDIS_PREFIX') env[name] = '  ';
+    assert.deepEqual({ ...loadConfig(env) }, DEFAULTS);
+  });
+
+  test('returns a frozen object', { timeout: 5000 }, () => {
+    const config = loadConfig({});
+    assert.ok(Object.isFrozen(config));
+    assert.throws(() => {
+      (config as { port: number }).port = 1;
+    }, TypeError);
+  });
+
+  test('ignores unrelated variables', { timeout: 5000 }, () => {
+    assert.deepEqual({ ...loadConfig({ PATH: '/bin', HOME: '/root', PORTS: 'x' }) }, DEFAULTS);
+  });
+
+  test('every variable has invalid cases listed here', { timeout: 5000 }, () => {
+    assert.deepEqual(Object.keys(INVALID).sort(), [...CONFIG_VARIABLES].sort());
+  });
+
+  for (const name of CONFIG_VARIABLES) {
+    test(`an invalid ${name} throws ConfigError naming it`, { timeout: 5000 }, () => {
+      for (const value of INVALID[name]) {
+        const err = assertConfigError({ [name]: value }, name);
+        assert.ok(err.message.startsWith('invalid config: '), err.message);
+      }
+    });
+  }
+
+  test('the error quotes the offending value', { timeout: 5000 }, () => {
+    const err = assertConfigError({ PORT: '70000' }, 'PORT');
+    assert.ok(err.message.includes('"70000"'), err.message);
+    const nl = assertConfigError({ REDIS_PREFIX: 'a\nb' }, 'REDIS_PREFIX');
+    assert.ok(nl.message.includes('"a\\nb"'), 'a newline in the value is escaped, keeping one line');
+  });
+
+  test('QUEUE_MAX_BYTES below MAX_MESSAGE_BYTES + the 10-byte frame header throws naming QUEUE_MAX_BYTES', { timeout: 5000 }, () => {
+    assertConfigError({ QUEUE_MAX_BYTES: '65535' }, 'QUEUE_MAX_BYTES');
+    assertConfigError({ QUEUE_MAX_BYTES: '4096', MAX_MESSAGE_BYTES: '4097' }, 'QUEUE_MAX_BYTES');
+    // Equal is not enough: the queue holds frames, and a frame adds up to 10 header bytes.
+    assertConfigError({ QUEUE_MAX_BYTES: '4105', MAX_MESSAGE_BYTES: '4096' }, 'QUEUE_MAX_BYTES');
+    // Raising only MAX_MESSAGE_BYTES past the default queue bound trips the same check.
+    assertConfigError({ MAX_MESSAGE_BYTES: String(2 << 20) }, 'QUEUE_MAX_BYTES');
+    // The largest frame exactly fitting is accepted.
+    const exact = loadConfig({ QUEUE_MAX_BYTES: '4106', MAX_MESSAGE_BYTES: '4096' });
+    assert.equal(exact.queueMaxBytes, 4106);
+    assert.equal(exact.maxMessageBytes, 4096);
+  });
+
+  test('names the first bad variable when several are bad', { timeout: 5000 }, () => {
+    assertConfigError({ LOG_LEVEL: 'loud', PORT: 'abc' }, 'PORT');
+  });
+
+  test('applies valid overrides', { timeout: 5000 }, () => {
+    const config = loadConfig({
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      REDIS_URL: 'redis://redis.internal:6379/2',
+      REDIS_PREFIX: 'app:v2:',
+      QUEUE_MAX_BYTES: '2097152',
+      QUEUE_MAX_MESSAGES: '1000',
+      OVERFLOW_POLICY: 'evict',
+      SLOW_CLIENT_EVICT_MS: '1',
+      PING_INTERVAL_MS: '100',
+      MAX_MESSAGE_BYTES: '128',
+      MAX_CHANNELS_PER_CLIENT: '1',
+      DRAIN_MS: '0',
+      CLOSE_TIMEOUT_MS: '10',
+      LOG_LEVEL: 'silent',
+    });
+    assert.deepEqual(
+      { ...config },
+      {
+        port: 9000,
+        host: '127.0.0.1',
+        redisUrl: 'redis://redis.internal:6379/2',
+        redisPrefix: 'app:v2:',
+        queueMaxBytes: 2097152,
+        queueMaxMessages: 1000,
+        overflowPolicy: 'evict',
+        slowClientEvictMs: 1,
+        pingIntervalMs: 100,
+        maxMessageBytes: 128,
+        maxChannelsPerClient: 1,
+        drainMs: 0,
+        closeTimeoutMs: 10,
+        logLevel: 'silent',
+      },
+    );
+  });
+
+  test('accepts PORT 0 and the range edges', { timeout: 5000 }, () => {
+    assert.equal(loadConfig({ PORT: '0' }).port, 0);
+    assert.equal(loadConfig({ PORT: '65535' }).port, 65535);
+    assert.equal(loadConfig({ PORT: ' 8081 ' }).port, 8081, 'surrounding whitespace is trimmed');
+    assert.equal(loadConfig({ QUEUE_MAX_MESSAGES: '1' }).queueMaxMessages, 1);
+    assert.equal(loadConfig({ QUEUE_MAX_MESSAGES: '1000000' }).queueMaxMessages, 1_000_000);
+    assert.equal(loadConfig({ QUEUE_MAX_BYTES: String(1 << 30) }).queueMaxBytes, 1 << 30);
+    assert.equal(loadConfig({ CLOSE_TIMEOUT_MS: '60000' }).closeTimeoutMs, 60_000);
+    assert.equal(loadConfig({ DRAIN_MS: '3600000' }).drainMs, 3_600_000);
+  });
+
+  test('accepts redis:// and rediss:// URLs', { timeout: 5000 }, () => {
+    assert.equal(loadConfig({ REDIS_URL: 'redis://localhost:6379' }).redisUrl, 'redis://localhost:6379');
+    assert.equal(
+      loadConfig({ REDIS_URL: 'rediss://user:secret@cache.example.com:6380/0' }).redisUrl,
+      'rediss://user:secret@cache.example.com:6380/0',
+    );
+    assert.equal(loadConfig({ REDIS_URL: ' redis://h ' }).redisUrl, 'redis://h', 'trimmed');
+  });
+
+  test('accepts every overflow policy and log level', { timeout: 5000 }, () => {
+    for (const policy of ['drop-oldest', 'drop-newest', 'evict']) {
+      assert.equal(loadConfig({ OVERFLOW_POLICY: policy }).overflowPolicy, policy);
+    }
+    for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
+      assert.equal(loadConfig({ LOG_LEVEL: level }).logLevel, level);
+    }
+  });
+
+  test('accepts an empty REDIS_PREFIX and up to 64 printable characters', { timeout: 5000 }, () => {
+    assert.equal(loadConfig({ REDIS_PREFIX: '' }).redisPrefix, '');
+    const p = '!~'.repeat(32);
+    assert.equal(loadConfig({ REDIS_PREFIX: p }).redisPrefix, p);
+  });
+
+  test('accepts host names and IPv6 addresses', { timeout: 5000 }, () => {
+    for (const host of ['localhost', '::', '::1', 'gateway-1.internal', '10.0.0.1']) {
+      assert.equal(loadConfig({ HOST: host }).host, host);
+    }
+  });
+});

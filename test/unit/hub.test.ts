@@ -1,0 +1,488 @@
+// Hub: refcounted bus subscriptions, pins, frame-once broadcast, eviction, heartbeat and shutdown.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Bus, BusListener } from '../../services/gateway/src/bus/bus.js';
+import type { Client } from '../../services/gateway/src/client.js';
+import type { EvictReason } from '../../services/gateway/src/codes.js';
+import { Hub, type HubOptions } from '../../services/gateway/src/hub.js';
+import { Stats } from '../../services/gateway/src/stats.js';
+
+/** A Bus that records what the hub asks of it. */
+class RecordingBus implements Bus {
+  readonly kind = 'memory';
+  readonly ready = true;
+  readonly calls: string[] = [];
+
+  setListener(_listener: BusListener): void {}
+  async start(): Promise<void> {}
+  async publish(_channel: string, _payload: Buffer): Promise<void> {}
+  subscribe(channel: string): void {
+    this.calls.push(`subscribe ${channel}`);
+  }
+  unsubscribe(channel: string): void {
+    this.calls.push(`unsubscribe ${channel}`);
+  }
+  whenLive(_channel: string): Promise<void> {
+    return Promise.resolve();
+  }
+  async close(): Promise<void> {}
+
+  count(call: string): number {
+    return this.calls.filter((c) => c === call).length;
+  }
+}
+
+/** The Client members the hub uses, as a plain recording object. */
+interface FakeClient {
+  readonly channels: Set<string>;
+  readonly delivered: Buffer[];
+  readonly evictions: EvictReason[];
+  readonly closes: [number, string][];
+  disposed: number;
+  pings: number;
+  isClosing: boolean;
+  alive: boolean;
+  readonly ws: { ping(): void };
+  deliver(frame: Buffer): void;
+  evict(reason: EvictReason): void;
+  close(code: number, reason: string): void;
+  dispose(): void;
+}
+
+function fakeClient(): FakeClient {
+  const client: FakeClient = {
+    channels: new Set(),
+    delivered: [],
+    evictions: [],
+    closes: [],
+    disposed: 0,
+    pings: 0,
+    isClosing: false,
+    alive: true,
+    ws: { ping: () => client.pings++ },
+    deliver: (frame) => client.delivered.push(frame),
+    // Like the real client: once evicted or closed, it is closing.
+    evict: (reason) => {
+      client.evictions.push(reason);
+      client.isClosing = true;
+    },
+    close: (code, reason) => {
+      client.closes.push([code, reason]);
+      client.isClosing = true;
+    },
+    dispose: () => client.disposed++,
+  };
+  return client;
+}
+
+const asClient = (fake: FakeClient): Client => fake as unknown as Client;
+
+function setup(options: Partial<HubOptions> = {}): { hub: Hub; bus: RecordingBus; stats: Stats } {
+  const bus = new RecordingBus();
+  const stats = new Stats();
+  const hub = new Hub(bus, stats, { maxChannelsPerClient: 128, ...options });
+  return { hub, bus, stats };
+}
+
+function registered(hub: Hub, count: number): FakeClient[] {
+  const fakes: FakeClient[] = [];
+  for (let i = 0; i < count; i++) {
+    const fake = fakeClient();
+    hub.register(asClient(fake));
+    fakes.push(fake);
+  }
+  return fakes;
+}
+
+/** Yields to pending promise callbacks, to check a promise has not settled yet. */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('Hub subscriptions', () => {
+  test('refcounts bus subscriptions across three clients', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    const [a, b, c] = registered(hub, 3);
+    assert.equal(hub.subscribe(asClient(a!), 'news'), 'subscribed');
+    assert.deepEqual(bus.calls, ['subscribe news'], 'first subscriber asks the bus');
+    assert.equal(hub.subscribe(asClient(b!), 'news'), 'subscribed');
+    assert.equal(hub.subscribe(asClient(c!), 'news'), 'subscribed');
+    assert.deepEqual(bus.calls, ['subscribe news'], 'later subscribers do not');
+    assert.equal(hub.subscriptionCount, 3);
+    assert.equal(hub.channelCount, 1);
+
+    assert.equal(hub.unsubscribe(asClient(a!), 'news'), true);
+    assert.equal(hub.unsubscribe(asClient(b!), 'news'), true);
+    assert.deepEqual(bus.calls, ['subscribe news'], 'still one subscriber left');
+    assert.equal(hub.unsubscribe(asClient(c!), 'news'), true);
+    assert.deepEqual(bus.calls, ['subscribe news', 'unsubscribe news'], 'last one out gives the channel back');
+    assert.equal(hub.subscriptionCount, 0);
+    assert.equal(hub.channelCount, 0);
+
+    // A fresh first subscriber asks the bus again.
+    hub.subscribe(asClient(a!), 'news');
+    assert.equal(bus.count('subscribe news'), 2);
+  });
+
+  test('keeps client.channels in step', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [a] = registered(hub, 1);
+    hub.subscribe(asClient(a!), 'x');
+    hub.subscribe(asClient(a!), 'y');
+    assert.deepEqual([...a!.channels].sort(), ['x', 'y']);
+    hub.unsubscribe(asClient(a!), 'x');
+    assert.deepEqual([...a!.channels], ['y']);
+  });
+
+  test("subscribe returns 'already' without counting twice", { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    const [a] = registered(hub, 1);
+    assert.equal(hub.subscribe(asClient(a!), 'x'), 'subscribed');
+    assert.equal(hub.subscribe(asClient(a!), 'x'), 'already');
+    assert.equal(hub.subscriptionCount, 1);
+    assert.equal(bus.count('subscribe x'), 1);
+  });
+
+  test("subscribe returns 'limit' at maxChannelsPerClient and does not touch the bus", { timeout: 5000 }, () => {
+    const { hub, bus } = setup({ maxChannelsPerClient: 2 });
+    const [a, b] = registered(hub, 2);
+    assert.equal(hub.subscribe(asClient(a!), 'c1'), 'subscribed');
+    assert.equal(hub.subscribe(asClient(a!), 'c2'), 'subscribed');
+    assert.equal(hub.subscribe(asClient(a!), 'c3'), 'limit');
+    assert.equal(hub.subscribe(asClient(a!), 'c1'), 'already', "'already' is checked before the limit");
+    assert.equal(bus.count('subscribe c3'), 0);
+    assert.equal(a!.channels.has('c3'), false);
+    assert.equal(hub.subscriptionCount, 2);
+    assert.equal(hub.channelCount, 2);
+    // The limit is per client.
+    assert.equal(hub.subscribe(asClient(b!), 'c3'), 'subscribed');
+    // Leaving one channel makes room again.
+    hub.unsubscribe(asClient(a!), 'c1');
+    assert.equal(hub.subscribe(asClient(a!), 'c3'), 'subscribed');
+  });
+
+  test('unsubscribe from a channel not held returns false and changes nothing', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    const [a, b] = registered(hub, 2);
+    hub.subscribe(asClient(b!), 'x');
+    assert.equal(hub.unsubscribe(asClient(a!), 'x'), false);
+    assert.equal(hub.unsubscribe(asClient(a!), 'nowhere'), false);
+    assert.equal(hub.subscriptionCount, 1);
+    assert.equal(hub.channelCount, 1);
+    assert.equal(bus.count('unsubscribe x'), 0);
+  });
+
+  test('whenLive is the bus whenLive', { timeout: 5000 }, async () => {
+    const { hub } = setup();
+    await hub.whenLive('x');
+  });
+});
+
+describe('Hub pins', () => {
+  test('pin holds a channel on the bus with no subscribers, unpin releases it', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    hub.pin(['a', 'b']);
+    assert.deepEqual(bus.calls, ['subscribe a', 'subscribe b']);
+    assert.equal(hub.channelCount, 2);
+    assert.equal(hub.subscriptionCount, 0);
+    hub.unpin(['a', 'b']);
+    assert.deepEqual(bus.calls, ['subscribe a', 'subscribe b', 'unsubscribe a', 'unsubscribe b']);
+    assert.equal(hub.channelCount, 0);
+  });
+
+  test('a pinned channel survives its last subscriber leaving', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    const [a] = registered(hub, 1);
+    hub.pin(['a']);
+    hub.subscribe(asClient(a!), 'a');
+    assert.equal(bus.count('subscribe a'), 1, 'the pin already holds the bus subscription');
+    hub.unsubscribe(asClient(a!), 'a');
+    assert.equal(bus.count('unsubscribe a'), 0, 'still pinned');
+    assert.equal(hub.channelCount, 1);
+    hub.unpin(['a']);
+    assert.equal(bus.count('unsubscribe a'), 1);
+  });
+
+  test('a subscriber keeps the channel after the pin goes', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    const [a] = registered(hub, 1);
+    hub.pin(['a']);
+    hub.subscribe(asClient(a!), 'a');
+    hub.unpin(['a']);
+    assert.equal(bus.count('unsubscribe a'), 0);
+    hub.unsubscribe(asClient(a!), 'a');
+    assert.equal(bus.count('unsubscribe a'), 1);
+  });
+
+  test('pins are counted', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    hub.pin(['a']);
+    hub.pin(['a']);
+    assert.equal(bus.count('subscribe a'), 1);
+    hub.unpin(['a']);
+    assert.equal(bus.count('unsubscribe a'), 0, 'one pin remains');
+    hub.unpin(['a']);
+    assert.equal(bus.count('unsubscribe a'), 1);
+  });
+
+  test('unpin of an unknown channel is a no-op', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    hub.unpin(['never']);
+    assert.deepEqual(bus.calls, []);
+    assert.equal(hub.channelCount, 0);
+  });
+});
+
+/** Decodes a server-to-client WebSocket frame header; asserts a final, unmasked text frame. */
+function decodeTextFrame(frame: Buffer): { headerLength: number; payloadLength: number } {
+  assert.equal(frame[0], 0x81, 'FIN set, RSV clear, opcode 1 (text)');
+  const second = frame[1]!;
+  assert.equal(second & 0x80, 0, 'server frames are not masked');
+  const len7 = second & 0x7f;
+  if (len7 < 126) return { headerLength: 2, payloadLength: len7 };
+  if (len7 === 126) return { headerLength: 4, payloadLength: frame.readUInt16BE(2) };
+  const big = frame.readBigUInt64BE(2);
+  assert.ok(big <= BigInt(Number.MAX_SAFE_INTEGER));
+  return { headerLength: 10, payloadLength: Number(big) };
+}
+
+describe('Hub broadcast', () => {
+  test('frames once: every subscriber gets the very same buffer', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [a, b, c, outsider] = registered(hub, 4);
+    for (const f of [a!, b!, c!]) hub.subscribe(asClient(f), 'news');
+    hub.subscribe(asClient(outsider!), 'other');
+    const payload = Buffer.from('{"op":"message","channel":"news","data":1}');
+    hub.broadcast('news', payload);
+    for (const f of [a!, b!, c!]) assert.equal(f.delivered.length, 1);
+    assert.strictEqual(a!.delivered[0], b!.delivered[0]);
+    assert.strictEqual(b!.delivered[0], c!.delivered[0]);
+    assert.equal(outsider!.delivered.length, 0, 'non-subscribers get nothing');
+  });
+
+  test('the frame is an unmasked text frame carrying the payload, at every length encoding', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [a] = registered(hub, 1);
+    hub.subscribe(asClient(a!), 'c');
+    const sizes = [0, 1, 125, 126, 127, 1000, 65535, 65536, 70_000];
+    for (const size of sizes) {
+      const payload = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) payload[i] = 0x20 + (i % 90);
+      hub.broadcast('c', payload);
+      const frame = a!.delivered.at(-1)!;
+      const { headerLength, payloadLength } = decodeTextFrame(frame);
+      const expectedHeader = size < 126 ? 2 : size < 65536 ? 4 : 10;
+      assert.equal(headerLength, expectedHeader, `header length for ${size}`);
+      assert.equal(frame[1]! & 0x7f, size < 126 ? size : size < 65536 ? 126 : 127, `length code for ${size}`);
+      assert.equal(payloadLength, size);
+      assert.equal(frame.length, headerLength + size);
+      assert.ok(frame.subarray(headerLength).equals(payload), `payload intact for ${size}`);
+    }
+    assert.equal(a!.delivered.length, sizes.length);
+  });
+
+  test('delivers in broadcast order', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [a] = registered(hub, 1);
+    hub.subscribe(asClient(a!), 'c');
+    for (let i = 0; i < 10; i++) hub.broadcast('c', Buffer.from(String(i)));
+    const payloads = a!.delivered.map((f) => f.subarray(decodeTextFrame(f).headerLength).toString());
+    assert.deepEqual(payloads, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+  });
+
+  test('an unknown channel delivers nothing but still counts the bus message', { timeout: 5000 }, () => {
+    let observed = 0;
+    const { hub, stats } = setup({ observeFanout: () => observed++ });
+    const [a] = registered(hub, 1);
+    hub.subscribe(asClient(a!), 'known');
+    hub.broadcast('unknown', Buffer.from('x'));
+    assert.equal(stats.busMessages, 1);
+    assert.equal(a!.delivered.length, 0);
+    assert.equal(observed, 0, 'no fan-out happened');
+  });
+
+  test('a pinned channel with no subscribers delivers nothing', { timeout: 5000 }, () => {
+    let observed = 0;
+    const { hub, stats } = setup({ observeFanout: () => observed++ });
+    hub.pin(['p']);
+    hub.broadcast('p', Buffer.from('x'));
+    assert.equal(stats.busMessages, 1);
+    assert.equal(observed, 0);
+  });
+
+  test('observes fan-out time once per delivered broadcast', { timeout: 5000 }, () => {
+    const seconds: number[] = [];
+    const { hub, stats } = setup({ observeFanout: (s) => seconds.push(s) });
+    const [a, b] = registered(hub, 2);
+    hub.subscribe(asClient(a!), 'c');
+    hub.subscribe(asClient(b!), 'c');
+    hub.broadcast('c', Buffer.from('1'));
+    hub.broadcast('c', Buffer.from('2'));
+    assert.equal(stats.busMessages, 2);
+    assert.equal(seconds.length, 2);
+    for (const s of seconds) assert.ok(s >= 0 && s < 5, `plausible duration ${s}`);
+  });
+});
+
+describe('Hub eviction', () => {
+  test('evict counts the reason, detaches the client, and evicts it', { timeout: 5000 }, () => {
+    const { hub, bus, stats } = setup();
+    const [a, b] = registered(hub, 2);
+    hub.subscribe(asClient(a!), 'solo');
+    hub.subscribe(asClient(a!), 'shared');
+    hub.subscribe(asClient(b!), 'shared');
+    hub.evict(asClient(a!), 'slow_consumer');
+    assert.equal(stats.evicted.slow_consumer, 1);
+    assert.equal(stats.evicted.queue_overflow, 0);
+    assert.deepEqual(a!.evictions, ['slow_consumer']);
+    assert.equal(a!.channels.size, 0);
+    assert.equal(bus.count('unsubscribe solo'), 1, 'it was the last on solo');
+    assert.equal(bus.count('unsubscribe shared'), 0, 'b still holds shared');
+    assert.equal(hub.subscriptionCount, 1);
+    assert.equal(hub.channelCount, 1);
+    // The evicted client receives no more broadcasts.
+    hub.broadcast('shared', Buffer.from('x'));
+    assert.equal(a!.delivered.length, 0);
+    assert.equal(b!.delivered.length, 1);
+    // Still registered until its connection closes.
+    assert.equal(hub.clientCount, 2);
+  });
+
+  test('evict is a no-op for a client already closing', { timeout: 5000 }, () => {
+    const { hub, stats } = setup();
+    const [a] = registered(hub, 1);
+    hub.subscribe(asClient(a!), 'c');
+    hub.evict(asClient(a!), 'queue_overflow');
+    hub.evict(asClient(a!), 'queue_overflow');
+    hub.evict(asClient(a!), 'slow_consumer');
+    assert.equal(stats.evicted.queue_overflow, 1);
+    assert.equal(stats.evicted.slow_consumer, 0);
+    assert.deepEqual(a!.evictions, ['queue_overflow']);
+  });
+
+  test('unregister detaches, disposes, and updates connectionsOpen', { timeout: 5000 }, () => {
+    const { hub, bus, stats } = setup();
+    const [a, b] = registered(hub, 2);
+    assert.equal(stats.connectionsOpened, 2);
+    assert.equal(stats.connectionsOpen, 2);
+    hub.subscribe(asClient(a!), 'x');
+    hub.subscribe(asClient(a!), 'y');
+    hub.subscribe(asClient(b!), 'y');
+    hub.unregister(asClient(a!));
+    assert.equal(a!.disposed, 1);
+    assert.equal(a!.channels.size, 0);
+    assert.equal(bus.count('unsubscribe x'), 1);
+    assert.equal(bus.count('unsubscribe y'), 0);
+    assert.equal(hub.subscriptionCount, 1);
+    assert.equal(hub.clientCount, 1);
+    assert.equal(stats.connectionsOpen, 1);
+    assert.equal(stats.connectionsOpened, 2, 'opened is a running total');
+    hub.unregister(asClient(b!));
+    assert.equal(stats.connectionsOpen, 0);
+    assert.equal(hub.channelCount, 0);
+    assert.equal(hub.subscriptionCount, 0);
+  });
+});
+
+describe('Hub heartbeat', () => {
+  test('pings alive clients, then evicts one that did not answer', { timeout: 5000 }, () => {
+    const { hub, stats } = setup();
+    const [a, b] = registered(hub, 2);
+    hub.subscribe(asClient(b!), 'c');
+
+    hub.heartbeat();
+    assert.equal(a!.pings, 1);
+    assert.equal(b!.pings, 1);
+    assert.equal(a!.alive, false, 'cleared until the pong');
+    assert.equal(b!.alive, false);
+
+    a!.alive = true; // a answers the ping; b does not
+    hub.heartbeat();
+    assert.equal(a!.pings, 2);
+    assert.equal(b!.pings, 1, 'a dead client is not pinged again');
+    assert.deepEqual(b!.evictions, ['heartbeat_timeout']);
+    assert.deepEqual(a!.evictions, []);
+    assert.equal(stats.evicted.heartbeat_timeout, 1);
+    assert.equal(b!.channels.size, 0, 'detached');
+    assert.equal(hub.channelCount, 0);
+
+    // b is now closing: later ticks leave it alone.
+    a!.alive = true;
+    hub.heartbeat();
+    assert.equal(b!.pings, 1);
+    assert.equal(stats.evicted.heartbeat_timeout, 1);
+    assert.equal(a!.pings, 3);
+  });
+
+  test('skips clients already closing', { timeout: 5000 }, () => {
+    const { hub, stats } = setup();
+    const [a] = registered(hub, 1);
+    a!.isClosing = true;
+    a!.alive = false;
+    hub.heartbeat();
+    assert.equal(a!.pings, 0);
+    assert.equal(stats.evicted.heartbeat_timeout, 0);
+  });
+});
+
+describe('Hub closeAll', () => {
+  test('closes every client and resolves once all are unregistered', { timeout: 5000 }, async () => {
+    const { hub, bus } = setup();
+    const fakes = registered(hub, 3);
+    fakes.forEach((f, i) => {
+      hub.subscribe(asClient(f), 'all');
+      hub.subscribe(asClient(f), `own${i}`);
+    });
+    let resolved = false;
+    const done = hub.closeAll(1001, 'server shutting down').then(() => {
+      resolved = true;
+    });
+    for (const f of fakes) assert.deepEqual(f.closes, [[1001, 'server shutting down']]);
+    // Channels are released at once, not when the sockets finally close.
+    assert.equal(hub.channelCount, 0);
+    assert.equal(hub.subscriptionCount, 0);
+    assert.equal(bus.count('unsubscribe all'), 1);
+
+    await settle();
+    assert.equal(resolved, false);
+    hub.unregister(asClient(fakes[0]!));
+    hub.unregister(asClient(fakes[1]!));
+    await settle();
+    assert.equal(resolved, false, 'one client still open');
+    hub.unregister(asClient(fakes[2]!));
+    await done;
+    assert.equal(resolved, true);
+    assert.equal(hub.clientCount, 0);
+  });
+
+  test('resolves at once with no clients', { timeout: 5000 }, async () => {
+    const { hub } = setup();
+    await hub.closeAll(1001, 'server shutting down');
+  });
+});
+
+describe('Hub bookkeeping', () => {
+  test('subscriptionCount and channelCount follow many operations', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    const fakes = registered(hub, 5);
+    // Client i subscribes to channels 0..i.
+    fakes.forEach((f, i) => {
+      for (let ch = 0; ch <= i; ch++) hub.subscribe(asClient(f), `ch${ch}`);
+    });
+    assert.equal(hub.subscriptionCount, 1 + 2 + 3 + 4 + 5);
+    assert.equal(hub.channelCount, 5);
+    assert.equal(bus.calls.filter((c) => c.startsWith('subscribe')).length, 5);
+
+    hub.unregister(asClient(fakes[4]!)); // the only holder of ch4
+    assert.equal(hub.subscriptionCount, 10);
+    assert.equal(hub.channelCount, 4);
+    hub.evict(asClient(fakes[3]!), 'slow_consumer'); // the last holder of ch3 now
+    assert.equal(hub.subscriptionCount, 6);
+    assert.equal(hub.channelCount, 3);
+    hub.unsubscribe(asClient(fakes[0]!), 'ch0');
+    assert.equal(hub.subscriptionCount, 5);
+    assert.equal(hub.channelCount, 3);
+    for (const f of fakes) hub.unregister(asClient(f));
+    assert.equal(hub.subscriptionCount, 0);
+    assert.equal(hub.channelCount, 0);
+    assert.equal(bus.calls.filter((c) => c.startsWith('unsubscribe')).length, 5);
+  });
+});

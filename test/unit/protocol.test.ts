@@ -1,0 +1,375 @@
+// The wire protocol: command parsing, HTTP publish bodies, encoders, and the ?channels query.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ErrorCode } from '../../services/gateway/src/codes.js';
+import {
+  type ParseResult,
+  type ProtocolError,
+  encodeAck,
+  encodeError,
+  encodeMessage,
+  isProtocolError,
+  isValidChannel,
+  parseChannelsQuery,
+  parseCommand,
+  parsePublishBody,
+} from '../../services/gateway/src/protocol.js';
+
+const CHANNEL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-';
+
+const cmd = (value: unknown): ParseResult => parseCommand(JSON.stringify(value));
+
+function assertError(result: unknown, error: ErrorCode): ProtocolError {
+  assert.ok(result !== null && typeof result === 'object', 'expected an object');
+  assert.ok(isProtocolError(result as object), `expected a protocol error, got ${JSON.stringify(result)}`);
+  const err = result as ProtocolError;
+  assert.equal(err.error, error);
+  assert.equal(typeof err.message, 'string');
+  assert.ok(err.message.length > 0);
+  return err;
+}
+
+/** Channels that must be rejected, with what makes each bad. */
+const BAD_CHANNELS: [string, unknown][] = [
+  ['empty', ''],
+  ['129 characters', 'a'.repeat(129)],
+  ['a space', 'a b'],
+  ['a slash', 'a/b'],
+  ['unicode', 'café'],
+  ['an emoji', 'chan😀'],
+  ['a quote', 'a"b'],
+  ['a backslash', 'a\\b'],
+  ['a newline', 'a\n'],
+  ['a number', 42],
+  ['null', null],
+  ['an array', ['a']],
+  ['an object', { name: 'a' }],
+  ['a boolean', true],
+];
+
+describe('isValidChannel', () => {
+  test('accepts every allowed character and 1 to 128 characters', { timeout: 5000 }, () => {
+    for (const ch of CHANNEL_ALPHABET) assert.equal(isValidChannel(ch), true, `single ${JSON.stringify(ch)}`);
+    assert.equal(isValidChannel(CHANNEL_ALPHABET), true);
+    assert.equal(isValidChannel('x'.repeat(128)), true);
+  });
+
+  test('rejects bad channels', { timeout: 5000 }, () => {
+    for (const [what, value] of BAD_CHANNELS) assert.equal(isValidChannel(value), false, what);
+    assert.equal(isValidChannel(undefined), false);
+  });
+});
+
+describe('parseCommand: valid commands', () => {
+  test('subscribe and unsubscribe without id', { timeout: 5000 }, () => {
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'news' }), { op: 'subscribe', channel: 'news' });
+    assert.deepEqual(cmd({ op: 'unsubscribe', channel: 'news' }), { op: 'unsubscribe', channel: 'news' });
+  });
+
+  test('no id key is added when the frame had none', { timeout: 5000 }, () => {
+    const result = cmd({ op: 'subscribe', channel: 'news' });
+    assert.equal(Object.hasOwn(result, 'id'), false);
+  });
+
+  test('subscribe and unsubscribe with numeric and string ids', { timeout: 5000 }, () => {
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'a', id: 7 }), { op: 'subscribe', channel: 'a', id: 7 });
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'a', id: 0 }), { op: 'subscribe', channel: 'a', id: 0 });
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'a', id: -3 }), { op: 'subscribe', channel: 'a', id: -3 });
+    assert.deepEqual(cmd({ op: 'unsubscribe', channel: 'a', id: 'r1' }), { op: 'unsubscribe', channel: 'a', id: 'r1' });
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'a', id: '' }), { op: 'subscribe', channel: 'a', id: '' });
+    const id64 = 'i'.repeat(64);
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'a', id: id64 }), { op: 'subscribe', channel: 'a', id: id64 });
+    const maxSafe = Number.MAX_SAFE_INTEGER;
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'a', id: maxSafe }), { op: 'subscribe', channel: 'a', id: maxSafe });
+  });
+
+  test('publish with and without id', { timeout: 5000 }, () => {
+    assert.deepEqual(cmd({ op: 'publish', channel: 'a', data: { x: 1 } }), { op: 'publish', channel: 'a', data: { x: 1 } });
+    assert.deepEqual(cmd({ op: 'publish', channel: 'a', data: 'hi', id: 9 }), {
+      op: 'publish',
+      channel: 'a',
+      data: 'hi',
+      id: 9,
+    });
+    assert.deepEqual(cmd({ op: 'publish', channel: 'a', data: [1, 2], id: 'x' }), {
+      op: 'publish',
+      channel: 'a',
+      data: [1, 2],
+      id: 'x',
+    });
+  });
+
+  test('publish with data null is valid', { timeout: 5000 }, () => {
+    assert.deepEqual(cmd({ op: 'publish', channel: 'a', data: null }), { op: 'publish', channel: 'a', data: null });
+  });
+
+  test('publish with falsy data is valid', { timeout: 5000 }, () => {
+    for (const data of [0, false, '', [], {}]) {
+      assert.deepEqual(cmd({ op: 'publish', channel: 'a', data }), { op: 'publish', channel: 'a', data });
+    }
+  });
+
+  test('extra fields are ignored', { timeout: 5000 }, () => {
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'a', extra: true }), { op: 'subscribe', channel: 'a' });
+  });
+
+  test('a 128-character channel and every allowed character pass', { timeout: 5000 }, () => {
+    const long = 'c'.repeat(128);
+    assert.deepEqual(cmd({ op: 'subscribe', channel: long }), { op: 'subscribe', channel: long });
+    assert.deepEqual(cmd({ op: 'subscribe', channel: CHANNEL_ALPHABET }), { op: 'subscribe', channel: CHANNEL_ALPHABET });
+    for (const ch of CHANNEL_ALPHABET) {
+      assert.deepEqual(cmd({ op: 'publish', channel: ch, data: 1 }), { op: 'publish', channel: ch, data: 1 });
+    }
+  });
+
+  test('surrounding whitespace in the JSON text is fine', { timeout: 5000 }, () => {
+    assert.deepEqual(parseCommand(' \n{"op":"subscribe","channel":"a"}\t'), { op: 'subscribe', channel: 'a' });
+  });
+});
+
+describe('parseCommand: errors', () => {
+  test('invalid JSON is invalid_json', { timeout: 5000 }, () => {
+    for (const text of ['', '{', '{"op":', 'not json', "{'op':'subscribe'}", '{"op":"subscribe",}', '\u0000']) {
+      assertError(parseCommand(text), ErrorCode.InvalidJson);
+    }
+  });
+
+  test('non-object JSON is invalid_json', { timeout: 5000 }, () => {
+    for (const text of ['[]', '[{"op":"subscribe","channel":"a"}]', '42', 'null', '"subscribe"', 'true']) {
+      const err = assertError(parseCommand(text), ErrorCode.InvalidJson);
+      assert.equal(err.op, undefined);
+      assert.equal(err.id, undefined);
+    }
+  });
+
+  test('missing or non-string op is invalid_message', { timeout: 5000 }, () => {
+    assertError(cmd({ channel: 'a' }), ErrorCode.InvalidMessage);
+    for (const op of [1, null, true, ['subscribe'], { op: 'subscribe' }]) {
+      assertError(cmd({ op, channel: 'a' }), ErrorCode.InvalidMessage);
+    }
+  });
+
+  test('invalid_message for a bad op carries a valid id back', { timeout: 5000 }, () => {
+    const err = assertError(cmd({ channel: 'a', id: 5 }), ErrorCode.InvalidMessage);
+    assert.equal(err.id, 5);
+    assert.equal(err.op, undefined);
+  });
+
+  test('unknown op is unknown_op, with the id', { timeout: 5000 }, () => {
+    for (const op of ['message', 'SUBSCRIBE', 'Publish', '', 'toString', '__proto__']) {
+      const err = assertError(cmd({ op, channel: 'a', id: 'q' }), ErrorCode.UnknownOp);
+      assert.equal(err.id, 'q');
+      assert.equal(err.op, undefined);
+    }
+  });
+
+  test('invalid id is invalid_message', { timeout: 5000 }, () => {
+    const badIds: unknown[] = ['i'.repeat(65), 1.5, Number.MAX_SAFE_INTEGER + 1, null, true, [1], { n: 1 }];
+    for (const id of badIds) {
+      const err = assertError(cmd({ op: 'subscribe', channel: 'a', id }), ErrorCode.InvalidMessage);
+      assert.equal(err.id, undefined, 'a bad id is not echoed back');
+    }
+    assertError(cmd({ op: 'publish', channel: 'a', data: 1, id: 2.5 }), ErrorCode.InvalidMessage);
+  });
+
+  test('invalid channels are invalid_channel', { timeout: 5000 }, () => {
+    for (const op of ['subscribe', 'unsubscribe', 'publish'] as const) {
+      for (const [what, channel] of BAD_CHANNELS) {
+        const err = assertError(cmd({ op, channel, data: 1, id: 3 }), ErrorCode.InvalidChannel);
+        assert.equal(err.id, 3, `${op} with ${what}`);
+        assert.equal(err.op, op, `${op} with ${what}`);
+      }
+      assertError(cmd({ op, data: 1 }), ErrorCode.InvalidChannel);
+    }
+  });
+
+  test('publish without data is invalid_message carrying op and id', { timeout: 5000 }, () => {
+    const err = assertError(cmd({ op: 'publish', channel: 'a', id: 11 }), ErrorCode.InvalidMessage);
+    assert.equal(err.op, 'publish');
+    assert.equal(err.id, 11);
+    const noId = assertError(cmd({ op: 'publish', channel: 'a' }), ErrorCode.InvalidMessage);
+    assert.equal(noId.op, 'publish');
+    assert.equal(Object.hasOwn(noId, 'id'), false);
+  });
+
+  test('subscribe ignores a missing data field', { timeout: 5000 }, () => {
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'a' }), { op: 'subscribe', channel: 'a' });
+  });
+});
+
+describe('parsePublishBody', () => {
+  test('valid bodies', { timeout: 5000 }, () => {
+    assert.deepEqual(parsePublishBody('{"channel":"a","data":{"x":[1,2]}}'), { channel: 'a', data: { x: [1, 2] } });
+    assert.deepEqual(parsePublishBody('{"channel":"a","data":null}'), { channel: 'a', data: null });
+    assert.deepEqual(parsePublishBody('{"channel":"a","data":0,"op":"ignored"}'), { channel: 'a', data: 0 });
+    const long = 'z'.repeat(128);
+    assert.deepEqual(parsePublishBody(JSON.stringify({ channel: long, data: 's' })), { channel: long, data: 's' });
+  });
+
+  test('invalid JSON and non-objects are invalid_json', { timeout: 5000 }, () => {
+    for (const text of ['', '{', 'nope', '[]', '1', 'null', '"s"']) assertError(parsePublishBody(text), ErrorCode.InvalidJson);
+  });
+
+  test('bad channels are invalid_channel', { timeout: 5000 }, () => {
+    for (const [what, channel] of BAD_CHANNELS) {
+      const err = assertError(parsePublishBody(JSON.stringify({ channel, data: 1 })), ErrorCode.InvalidChannel);
+      assert.equal(err.op, undefined, what);
+    }
+    assertError(parsePublishBody('{"data":1}'), ErrorCode.InvalidChannel);
+  });
+
+  test('a missing data field is invalid_message', { timeout: 5000 }, () => {
+    assertError(parsePublishBody('{"channel":"a"}'), ErrorCode.InvalidMessage);
+  });
+});
+
+describe('encoders', () => {
+  test('encodeMessage parses back to {op:"message",channel,data}', { timeout: 5000 }, () => {
+    const samples: unknown[] = [
+      { nested: { deep: { deeper: [1, { x: 'y' }] } }, n: -1.5e-7 },
+      'plain',
+      'with "quotes" and \\backslashes\\ and \n newlines',
+      'unicode: café 😀 中文 \u2028\u2029',
+      '',
+      0,
+      -42,
+      3.14159,
+      1e300,
+      true,
+      false,
+      null,
+      [],
+      [1, 'two', null, [3], { four: 4 }],
+      {},
+    ];
+    for (const data of samples) {
+      for (const channel of ['a', CHANNEL_ALPHABET, 'x'.repeat(128)]) {
+        const buf = encodeMessage(channel, data);
+        assert.ok(Buffer.isBuffer(buf));
+        assert.deepEqual(JSON.parse(buf.toString('utf8')), { op: 'message', channel, data });
+      }
+    }
+  });
+
+  test('encodeMessage turns undefined data into null', { timeout: 5000 }, () => {
+    assert.deepEqual(JSON.parse(encodeMessage('a', undefined).toString()), { op: 'message', channel: 'a', data: null });
+  });
+
+  test('encodeMessage is UTF-8', { timeout: 5000 }, () => {
+    const buf = encodeMessage('a', 'é');
+    assert.equal(buf.length, Buffer.byteLength(buf.toString('utf8')));
+    assert.ok(buf.includes(Buffer.from('é', 'utf8')));
+  });
+
+  test('encodeError shape, with and without id', { timeout: 5000 }, () => {
+    assert.deepEqual(JSON.parse(encodeError(ErrorCode.InvalidJson, 'bad').toString()), {
+      op: 'error',
+      code: 'invalid_json',
+      message: 'bad',
+    });
+    assert.deepEqual(JSON.parse(encodeError(ErrorCode.UnknownOp, 'what "op"?', 7).toString()), {
+      op: 'error',
+      code: 'unknown_op',
+      message: 'what "op"?',
+      id: 7,
+    });
+    assert.deepEqual(JSON.parse(encodeError(ErrorCode.InvalidChannel, 'm', 'req-1').toString()).id, 'req-1');
+  });
+
+  test('encodeAck shape', { timeout: 5000 }, () => {
+    assert.deepEqual(JSON.parse(encodeAck(3).toString()), { op: 'ack', id: 3 });
+    assert.deepEqual(JSON.parse(encodeAck('abc').toString()), { op: 'ack', id: 'abc' });
+  });
+});
+
+describe('parseChannelsQuery', () => {
+  test('null and empty give no channels', { timeout: 5000 }, () => {
+    assert.deepEqual(parseChannelsQuery(null), []);
+    assert.deepEqual(parseChannelsQuery(''), []);
+  });
+
+  test('splits on commas, keeps order, dedupes', { timeout: 5000 }, () => {
+    assert.deepEqual(parseChannelsQuery('a'), ['a']);
+    assert.deepEqual(parseChannelsQuery('b,a,b,c,a'), ['b', 'a', 'c']);
+    assert.deepEqual(parseChannelsQuery(CHANNEL_ALPHABET), [CHANNEL_ALPHABET]);
+  });
+
+  test('rejects a bad name', { timeout: 5000 }, () => {
+    for (const query of ['a,b c', 'a,,b', 'a,', ',a', 'a/b', 'x'.repeat(129), 'ok,café']) {
+      const err = assertError(parseChannelsQuery(query), ErrorCode.InvalidChannel);
+      assert.equal(err.message.includes('\n'), false);
+    }
+  });
+});
+
+/** Deterministic PRNG (mulberry32): the same 2000 inputs on every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('parseCommand never throws', () => {
+  const FRAGMENTS = [
+    '{', '}', '[', ']', ',', ':', '"', '"op"', '"channel"', '"data"', '"id"', '"subscribe"', '"unsubscribe"',
+    '"publish"', '"a"', '"a b"', '"__proto__"', '"constructor"', 'null', 'true', 'false', '0', '-1', '1.5e3',
+    '9007199254740993', '"\\u0000"', '"\\ud800"', '\\', ' ', '\n', '"x"', '{}', '[]', '"op":"publish"',
+  ];
+
+  function randomInput(rand: () => number): string {
+    const kind = Math.floor(rand() * 4);
+    const len = Math.floor(rand() * 64);
+    if (kind === 0) {
+      // Random bytes decoded as UTF-8 (with replacement characters) or latin1.
+      const bytes = Buffer.alloc(len);
+      for (let i = 0; i < len; i++) bytes[i] = Math.floor(rand() * 256);
+      return bytes.toString(rand() < 0.5 ? 'utf8' : 'latin1');
+    }
+    if (kind === 1) {
+      // Random JSON-ish fragments: mostly invalid, sometimes valid.
+      let out = '';
+      for (let i = 0; i < len / 4; i++) out += FRAGMENTS[Math.floor(rand() * FRAGMENTS.length)];
+      return out;
+    }
+    if (kind === 2) {
+      // Valid JSON objects with random field values.
+      const pick = (): unknown => {
+        const values: unknown[] = [null, 1, 1.5, -0, 'publish', 'subscribe', 'a', 'a/b', [], {}, true, 'x'.repeat(70)];
+        return values[Math.floor(rand() * values.length)];
+      };
+      const obj: Record<string, unknown> = {};
+      for (const key of ['op', 'channel', 'data', 'id']) if (rand() < 0.7) obj[key] = pick();
+      return JSON.stringify(obj);
+    }
+    // Random code points, including lone surrogates.
+    let out = '';
+    for (let i = 0; i < len; i++) out += String.fromCharCode(Math.floor(rand() * 0x10000));
+    return out;
+  }
+
+  test('on 2000 seeded random inputs, and results are well formed', { timeout: 10_000 }, () => {
+    const rand = mulberry32(20240521);
+    const codes = new Set<string>(Object.values(ErrorCode));
+    for (let i = 0; i < 2000; i++) {
+      const input = randomInput(rand);
+      let result: ParseResult;
+      try {
+        result = parseCommand(input);
+      } catch (err) {
+        assert.fail(`parseCommand threw on input #${i} ${JSON.stringify(input)}: ${String(err)}`);
+      }
+      if (isProtocolError(result)) {
+        assert.ok(codes.has(result.error), `unknown error code ${result.error}`);
+      } else {
+        assert.ok(['subscribe', 'unsubscribe', 'publish'].includes(result.op));
+        assert.ok(isValidChannel(result.channel));
+        if (result.op === 'publish') assert.ok('data' in result);
+      }
+    }
+  });
+});

@@ -1,0 +1,210 @@
+// BoundedQueue: a FIFO of frames bounded by count and bytes, on a ring that grows by doubling.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { BoundedQueue } from '../../services/gateway/src/queue.js';
+
+/** A frame whose first 4 bytes carry a sequence number, so order can be checked after the fact. */
+function frame(seq: number, size = 8): Buffer {
+  const buf = Buffer.alloc(Math.max(size, 4));
+  buf.writeUInt32BE(seq, 0);
+  return buf;
+}
+
+function seqOf(buf: Buffer | undefined): number {
+  assert.ok(buf !== undefined, 'expected a frame, got undefined');
+  return buf.readUInt32BE(0);
+}
+
+/** Peeks at the private ring, only to prove a test really exercised growth. */
+function capacity(queue: BoundedQueue): number {
+  const ring = (queue as unknown as { ring: unknown[] | null }).ring;
+  return ring === null ? 0 : ring.length;
+}
+
+/** Deterministic PRNG (mulberry32), so the interleaving below is the same on every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('BoundedQueue', () => {
+  test('shift on an empty queue returns undefined', { timeout: 5000 }, () => {
+    const queue = new BoundedQueue(4, 1024);
+    assert.equal(queue.shift(), undefined);
+    assert.equal(queue.length, 0);
+    assert.equal(queue.byteLength, 0);
+    // Also after it has held something and been emptied again.
+    queue.push(frame(1));
+    queue.shift();
+    assert.equal(queue.shift(), undefined);
+    assert.equal(queue.length, 0);
+  });
+
+  test('is FIFO', { timeout: 5000 }, () => {
+    const queue = new BoundedQueue(10, 1024);
+    for (let i = 0; i < 5; i++) queue.push(frame(i));
+    const out: number[] = [];
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) out.push(seqOf(f));
+    assert.deepEqual(out, [0, 1, 2, 3, 4]);
+  });
+
+  test('returns the very buffers pushed', { timeout: 5000 }, () => {
+    const queue = new BoundedQueue(4, 1024);
+    const a = frame(1);
+    const b = frame(2);
+    queue.push(a);
+    queue.push(b);
+    assert.strictEqual(queue.shift(), a);
+    assert.strictEqual(queue.shift(), b);
+  });
+
+  test('fits() is bounded by message count', { timeout: 5000 }, () => {
+    const queue = new BoundedQueue(3, 1_000_000);
+    for (let i = 0; i < 3; i++) {
+      assert.equal(queue.fits(1), true);
+      queue.push(frame(i));
+    }
+    assert.equal(queue.fits(1), false, 'a fourth message must not fit');
+    assert.equal(queue.fits(0), false, 'even an empty frame counts as a message');
+    queue.shift();
+    assert.equal(queue.fits(1), true);
+  });
+
+  test('fits() is bounded by bytes, inclusively', { timeout: 5000 }, () => {
+    const queue = new BoundedQueue(100, 100);
+    assert.equal(queue.fits(100), true, 'exactly maxBytes fits an empty queue');
+    assert.equal(queue.fits(101), false);
+    queue.push(frame(0, 60));
+    assert.equal(queue.fits(40), true, '60 + 40 = maxBytes fits');
+    assert.equal(queue.fits(41), false);
+    queue.push(frame(1, 40));
+    assert.equal(queue.fits(0), true, 'a zero-byte frame still fits while under the count bound');
+    assert.equal(queue.fits(1), false);
+    queue.shift();
+    assert.equal(queue.fits(60), true);
+  });
+
+  test('canEverFit() depends only on maxBytes', { timeout: 5000 }, () => {
+    const queue = new BoundedQueue(1, 100);
+    assert.equal(queue.canEverFit(0), true);
+    assert.equal(queue.canEverFit(100), true);
+    assert.equal(queue.canEverFit(101), false);
+    // A full queue does not change the answer: it is about an empty queue.
+    queue.push(frame(0, 100));
+    assert.equal(queue.fits(1), false);
+    assert.equal(queue.canEverFit(100), true);
+  });
+
+  test('tracks length and byteLength through push and shift', { timeout: 5000 }, () => {
+    const queue = new BoundedQueue(10, 10_000);
+    queue.push(frame(0, 10));
+    queue.push(frame(1, 20));
+    queue.push(frame(2, 30));
+    assert.equal(queue.length, 3);
+    assert.equal(queue.byteLength, 60);
+    queue.shift();
+    assert.equal(queue.length, 2);
+    assert.equal(queue.byteLength, 50);
+    queue.shift();
+    queue.shift();
+    assert.equal(queue.length, 0);
+    assert.equal(queue.byteLength, 0);
+  });
+
+  test('clear() returns the discarded count and resets', { timeout: 5000 }, () => {
+    const queue = new BoundedQueue(10, 10_000);
+    assert.equal(queue.clear(), 0, 'clearing an empty queue discards nothing');
+    for (let i = 0; i < 7; i++) queue.push(frame(i, 100));
+    queue.shift();
+    assert.equal(queue.clear(), 6);
+    assert.equal(queue.length, 0);
+    assert.equal(queue.byteLength, 0);
+    assert.equal(queue.shift(), undefined);
+    assert.equal(capacity(queue), 0, 'memory is released');
+    // Usable again, in order, from a fresh ring.
+    queue.push(frame(42));
+    queue.push(frame(43));
+    assert.equal(seqOf(queue.shift()), 42);
+    assert.equal(seqOf(queue.shift()), 43);
+  });
+
+  test('allocates nothing until first use, and never more than maxMessages', { timeout: 5000 }, () => {
+    const small = new BoundedQueue(5, 1024);
+    assert.equal(capacity(small), 0);
+    small.push(frame(0));
+    assert.equal(capacity(small), 5, 'initial ring is min(16, maxMessages)');
+
+    const large = new BoundedQueue(100, 1_000_000);
+    large.push(frame(0));
+    assert.equal(capacity(large), 16);
+  });
+
+  test('keeps order when growing while the ring has wrapped', { timeout: 5000 }, () => {
+    const queue = new BoundedQueue(1000, 1_000_000);
+    let next = 0;
+    let expected = 0;
+    // Move head to the middle of the 16-slot ring, then fill it so the contents wrap around.
+    for (let i = 0; i < 10; i++) queue.push(frame(next++));
+    for (let i = 0; i < 6; i++) assert.equal(seqOf(queue.shift()), expected++);
+    while (queue.length < 16) queue.push(frame(next++));
+    assert.equal(capacity(queue), 16);
+    // One more push grows the ring and must unwrap it in order.
+    queue.push(frame(next++));
+    assert.equal(capacity(queue), 32);
+    while (queue.length > 0) assert.equal(seqOf(queue.shift()), expected++);
+    assert.equal(expected, next);
+  });
+
+  test('keeps order and bookkeeping across many interleaved pushes and shifts', { timeout: 5000 }, () => {
+    const maxMessages = 100;
+    const queue = new BoundedQueue(maxMessages, 1_000_000);
+    const model: { seq: number; size: number }[] = [];
+    const rand = mulberry32(0xc0ffee);
+    const capacities = new Set<number>();
+    let next = 0;
+    let modelBytes = 0;
+    for (let step = 0; step < 20_000; step++) {
+      // Bias toward pushing early on so the ring grows to maxMessages, then churn around full.
+      const pushBias = step < 5_000 ? 0.7 : 0.5;
+      if (rand() < pushBias) {
+        const size = 4 + Math.floor(rand() * 60);
+        if (!queue.fits(size)) {
+          assert.equal(model.length, maxMessages, 'only the count bound can refuse here');
+          continue;
+        }
+        queue.push(frame(next, size));
+        model.push({ seq: next, size });
+        modelBytes += size;
+        next++;
+      } else {
+        const got = queue.shift();
+        const want = model.shift();
+        if (want === undefined) {
+          assert.equal(got, undefined);
+        } else {
+          assert.ok(got !== undefined);
+          assert.equal(seqOf(got), want.seq);
+          assert.equal(got.length, want.size);
+          modelBytes -= want.size;
+        }
+      }
+      assert.equal(queue.length, model.length);
+      assert.equal(queue.byteLength, modelBytes);
+      capacities.add(capacity(queue));
+    }
+    // The ring went through every size from 16 up to (and capped at) maxMessages.
+    for (const size of [16, 32, 64, 100]) assert.ok(capacities.has(size), `ring reached capacity ${size}`);
+    assert.ok(Math.max(...capacities) <= maxMessages);
+    assert.ok(next > 5_000, 'the loop pushed many frames');
+    // Drain what is left, still in order.
+    for (const want of model) assert.equal(seqOf(queue.shift()), want.seq);
+    assert.equal(queue.shift(), undefined);
+    assert.equal(queue.byteLength, 0);
+  });
+});
