@@ -1,37 +1,21 @@
 // Delivery across gateways through a real Redis: exactly once, in order, and unsubscribe
 // releases the Redis subscription.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { TestClient } from '../helpers/client.js';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
-import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
+import { before, describe, test } from 'node:test';
+import type { TestClient } from '../helpers/client.js';
+import { useFixture } from '../helpers/fixture.js';
+import type { GatewayProcess } from '../helpers/gateway.js';
+import { uniquePrefix } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';
 
 describe('cluster of three gateways on one Redis', { timeout: 60_000 }, () => {
-  let redis: RedisHandle;
-  let prefix: string;
-  const gateways: GatewayProcess[] = [];
-  const clients: TestClient[] = [];
-
-  const connect = async (url: string): Promise<TestClient> => {
-    const client = await TestClient.connect(url);
-    clients.push(client);
-    return client;
-  };
+  const fx = useFixture();
+  const prefix = uniquePrefix();
+  let gateways: GatewayProcess[] = [];
+  const connect = (url: string): Promise<TestClient> => fx.connect(url);
 
   before(async () => {
-    redis = await startRedis();
-    prefix = uniquePrefix();
-    for (let i = 0; i < 3; i++) {
-      gateways.push(await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: prefix }));
-    }
-    await Promise.all(gateways.map((g) => g.waitReady()));
-  });
-
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(gateways.map((g) => g.kill()));
-    await redis?.close();
+    gateways = await Promise.all([0, 1, 2].map(() => fx.gateway({ REDIS_PREFIX: prefix })));
   });
 
   test('a message published on any gateway reaches every subscriber on every gateway exactly once', async () => {
@@ -95,7 +79,7 @@ describe('cluster of three gateways on one Redis', { timeout: 60_000 }, () => {
   test('one Redis subscription per gateway and channel, released when the last local client leaves', async () => {
     const channel = 'room.refcount';
     const redisChannel = prefix + channel;
-    const cmd = redis.client();
+    const cmd = fx.redis.client();
     const numsub = async (): Promise<number> => {
       const reply = (await cmd.pubsub('NUMSUB', redisChannel)) as [string, number];
       return Number(reply[1]);

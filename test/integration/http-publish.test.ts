@@ -1,12 +1,13 @@
 // POST /publish: each status code, and never a 202 for a message that was not sent.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { TestClient } from '../helpers/client.js';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
-import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
+import { before, describe, test } from 'node:test';
+import type { TestClient } from '../helpers/client.js';
+import { useFixture } from '../helpers/fixture.js';
+import type { GatewayProcess } from '../helpers/gateway.js';
+import { uniquePrefix } from '../helpers/redis.js';
 
 describe('POST /publish', { timeout: 60_000 }, () => {
-  let redis: RedisHandle;
+  const fx = useFixture();
   let gateway: GatewayProcess;
   let subscriber: TestClient;
 
@@ -14,16 +15,8 @@ describe('POST /publish', { timeout: 60_000 }, () => {
     fetch(`${gateway.http}/publish`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
 
   before(async () => {
-    redis = await startRedis();
-    gateway = await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), MAX_MESSAGE_BYTES: '1024', QUEUE_MAX_BYTES: '65536' });
-    await gateway.waitReady();
-    subscriber = await TestClient.connect(gateway.ws(['news']));
-  });
-
-  after(async () => {
-    subscriber?.close();
-    await gateway?.kill();
-    await redis?.close();
+    gateway = await fx.gateway({ REDIS_PREFIX: uniquePrefix(), MAX_MESSAGE_BYTES: '1024', QUEUE_MAX_BYTES: '65536' });
+    subscriber = await fx.connect(gateway.ws(['news']));
   });
 
   test('202 once Redis has taken the message, and it is delivered', async () => {
@@ -78,6 +71,7 @@ describe('POST /publish', { timeout: 60_000 }, () => {
   });
 
   test('503 while the bus is down; nothing rejected is ever delivered', async (t) => {
+    const { redis } = fx;
     if (redis.restartUnsupported !== null) {
       t.skip(`cannot stop Redis here: ${redis.restartUnsupported}`);
       return;

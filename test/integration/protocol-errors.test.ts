@@ -3,25 +3,20 @@
 import assert from 'node:assert/strict';
 import { connect as tcpConnect } from 'node:net';
 import { once } from 'node:events';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
-import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
+import { useFixture } from '../helpers/fixture.js';
+import type { GatewayProcess } from '../helpers/gateway.js';
+import { uniquePrefix } from '../helpers/redis.js';
 import { waitUntil, within } from '../helpers/wait.js';
 
 describe('protocol errors', { timeout: 60_000 }, () => {
-  let redis: RedisHandle;
+  const fx = useFixture();
   let gateway: GatewayProcess;
   let watcher: TestClient;
   let publisher: TestClient;
-  const clients: TestClient[] = [];
   let seq = 0;
-
-  const connect = async (url: string): Promise<TestClient> => {
-    const client = await TestClient.connect(url);
-    clients.push(client);
-    return client;
-  };
+  const connect = (url: string): Promise<TestClient> => fx.connect(url);
 
   /** A message published now still reaches a well-behaved client on the same gateway. */
   const stillServed = async (...extra: TestClient[]): Promise<void> => {
@@ -31,23 +26,14 @@ describe('protocol errors', { timeout: 60_000 }, () => {
   };
 
   before(async () => {
-    redis = await startRedis();
-    gateway = await startGateway({
-      REDIS_URL: redis.url,
+    gateway = await fx.gateway({
       REDIS_PREFIX: uniquePrefix(),
       MAX_MESSAGE_BYTES: '4096',
       QUEUE_MAX_BYTES: '65536',
       PING_INTERVAL_MS: '300',
     });
-    await gateway.waitReady();
     watcher = await connect(gateway.ws(['lobby']));
     publisher = await connect(gateway.ws());
-  });
-
-  after(async () => {
-    for (const c of clients) c.close();
-    await gateway?.kill();
-    await redis?.close();
   });
 
   const cases: [string, unknown, string][] = [

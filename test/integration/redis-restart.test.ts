@@ -1,40 +1,24 @@
 // Redis goes away mid-run: /readyz turns 503, publishes are refused at once (and counted),
 // and once Redis is back every channel is resubscribed and delivery resumes, with no restart.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { TestClient } from '../helpers/client.js';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
-import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
+import { describe, test } from 'node:test';
+import { useFixture } from '../helpers/fixture.js';
+import { uniquePrefix } from '../helpers/redis.js';
 
 describe('Redis restart', { timeout: 60_000 }, () => {
-  let redis: RedisHandle;
-  const gateways: GatewayProcess[] = [];
-  const clients: TestClient[] = [];
-
-  before(async () => {
-    redis = await startRedis();
-  });
-
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(gateways.map((g) => g.kill()));
-    await redis?.close();
-  });
+  const fx = useFixture();
 
   test('readyz goes 503 then 200, publishes fail fast while down, delivery resumes', async (t) => {
+    const { redis } = fx;
     if (redis.restartUnsupported !== null) {
       t.skip(`cannot restart Redis here: ${redis.restartUnsupported}`);
       return;
     }
     const prefix = uniquePrefix();
-    for (let i = 0; i < 2; i++) gateways.push(await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: prefix }));
-    const [a, b] = gateways as [GatewayProcess, GatewayProcess];
-    await Promise.all([a.waitReady(), b.waitReady()]);
-
-    const subA = await TestClient.connect(a.ws(['alpha', 'beta']));
-    const subB = await TestClient.connect(b.ws(['alpha']));
-    const publisher = await TestClient.connect(b.ws());
-    clients.push(subA, subB, publisher);
+    const [a, b] = await Promise.all([fx.gateway({ REDIS_PREFIX: prefix }), fx.gateway({ REDIS_PREFIX: prefix })]);
+    const subA = await fx.connect(a.ws(['alpha', 'beta']));
+    const subB = await fx.connect(b.ws(['alpha']));
+    const publisher = await fx.connect(b.ws());
     await publisher.request({ op: 'publish', channel: 'alpha', data: 'before' });
     await subA.waitFor((f) => f.data === 'before');
     await subB.waitFor((f) => f.data === 'before');

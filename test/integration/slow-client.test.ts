@@ -1,10 +1,10 @@
 // A client that stops reading: its drops are counted, it is evicted with 1013, and a fast client
 // on the same channel receives everything. The counters in /metrics account for every frame.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { TestClient } from '../helpers/client.js';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
-import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
+import { describe, test } from 'node:test';
+import type { TestClient } from '../helpers/client.js';
+import { useFixture } from '../helpers/fixture.js';
+import { uniquePrefix } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';
 
 // 600 frames of ~16 KiB (~10 MB) overrun the loopback socket buffers and a 1 MiB queue, so the
@@ -15,31 +15,9 @@ const STEP = 50;
 const PAYLOAD = 'x'.repeat(16 * 1024);
 
 describe('slow consumer', { timeout: 60_000 }, () => {
-  let redis: RedisHandle;
-  const gateways: GatewayProcess[] = [];
-  const clients: TestClient[] = [];
-  const connect = async (url: string): Promise<TestClient> => {
-    const client = await TestClient.connect(url);
-    clients.push(client);
-    return client;
-  };
-
-  before(async () => {
-    redis = await startRedis();
-  });
-
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(gateways.map((g) => g.kill()));
-    await redis?.close();
-  });
-
-  async function gateway(env: Record<string, string>): Promise<GatewayProcess> {
-    const g = await startGateway({ REDIS_URL: redis.url, ...env });
-    gateways.push(g);
-    await g.waitReady();
-    return g;
-  }
+  const fx = useFixture();
+  const connect = (url: string): Promise<TestClient> => fx.connect(url);
+  const gateway = (env: Record<string, string>) => fx.gateway(env);
 
   async function burst(publisher: TestClient, channel: string, fast: TestClient[]): Promise<void> {
     for (let n = 0; n < COUNT; n++) {

@@ -14,6 +14,7 @@ import {
   parseCommand,
   parsePublishBody,
 } from '../../services/gateway/src/protocol.js';
+import { mulberry32 } from '../helpers/random.js';
 
 const CHANNEL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-';
 
@@ -301,18 +302,6 @@ describe('parseChannelsQuery', () => {
     }
   });
 });
-
-/** Deterministic PRNG (mulberry32): the same 2000 inputs on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('parseCommand never throws', () => {
   const FRAGMENTS = [

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BoundedQueue } from '../../services/gateway/src/queue.js';
+import { mulberry32 } from '../helpers/random.js';
 
 /** A frame whose first 4 bytes carry a sequence number, so order can be checked after the fact. */
 function frame(seq: number, size = 8): Buffer {
@@ -19,18 +20,6 @@ function seqOf(buf: Buffer | undefined): number {
 function capacity(queue: BoundedQueue): number {
   const ring = (queue as unknown as { ring: unknown[] | null }).ring;
   return ring === null ? 0 : ring.length;
-}
-
-/** Deterministic PRNG (mulberry32), so the interleaving below is the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('BoundedQueue', () => {

@@ -43,18 +43,24 @@ function readId(value: unknown): RequestId | undefined | null {
   return null;
 }
 
-/** Parses one client text frame. Never throws. */
-export function parseCommand(text: string): ParseResult {
+/** Parses JSON that must be an object; `what` names it in the error ("frame", "body"). */
+function parseObject(text: string, what: string): Record<string, unknown> | ProtocolError {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    return fail(ErrorCode.InvalidJson, 'frame is not valid JSON');
+    return fail(ErrorCode.InvalidJson, `${what} is not valid JSON`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return fail(ErrorCode.InvalidJson, 'frame must be a JSON object');
+    return fail(ErrorCode.InvalidJson, `${what} must be a JSON object`);
   }
-  const msg = value as Record<string, unknown>;
+  return value as Record<string, unknown>;
+}
+
+/** Parses one client text frame. Never throws. */
+export function parseCommand(text: string): ParseResult {
+  const msg = parseObject(text, 'frame');
+  if (isProtocolError(msg)) return msg;
   const id = readId(msg.id);
   if (id === null) {
     return fail(ErrorCode.InvalidMessage, 'id must be an integer or a string of at most 64 characters');
@@ -77,16 +83,8 @@ export function parseCommand(text: string): ParseResult {
 
 /** Parses the body of POST /publish: {"channel":C,"data":ANY}. Never throws. */
 export function parsePublishBody(text: string): { channel: string; data: unknown } | ProtocolError {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return fail(ErrorCode.InvalidJson, 'body is not valid JSON');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return fail(ErrorCode.InvalidJson, 'body must be a JSON object');
-  }
-  const body = value as Record<string, unknown>;
+  const body = parseObject(text, 'body');
+  if (isProtocolError(body)) return body;
   if (!isValidChannel(body.channel)) {
     return fail(ErrorCode.InvalidChannel, 'channel must be 1-128 characters of [A-Za-z0-9_.:-]');
   }
