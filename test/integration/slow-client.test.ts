@@ -78,6 +78,7 @@ describe('slow consumer', { timeout: 60_000 }, () => {
     assert.equal(m.get('hubcast_queue_depth_messages'), 0, 'the evicted queue is released');
     assert.equal(m.get('hubcast_queue_depth_bytes'), 0);
     assert.equal(m.get('hubcast_slow_clients'), 0);
+    assert.ok(b.logs.some((l) => l.msg === 'client evicted' && l.reason === 'slow_consumer'), 'the eviction is logged');
     // Gateway A had no slow client.
     assert.equal(await a.metric('hubcast_messages_dropped_total{reason="queue_full"}'), 0);
   });

@@ -51,6 +51,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   let observeFanout: (seconds: number) => void = () => undefined;
   const hub = new Hub(bus, stats, {
     maxChannelsPerClient: config.maxChannelsPerClient,
+    log,
     observeFanout: (seconds) => observeFanout(seconds),
   });
   const metrics = createMetrics({

@@ -1,6 +1,7 @@
 // The hub owns the local clients and the channel map: register, unregister, subscribe,
 // and broadcast. It asks the bus for a channel when its first local client (or pin) arrives
 // and gives it back when the last one leaves. It never waits on a client.
+import type { Logger } from 'pino';
 import type { Bus } from './bus/bus.js';
 import type { Client, ClientOwner } from './client.js';
 import { EvictReason } from './codes.js';
@@ -17,6 +18,7 @@ export type SubscribeResult = 'subscribed' | 'already' | 'limit';
 
 export interface HubOptions {
   readonly maxChannelsPerClient: number;
+  readonly log?: Logger;
   /** Observes the time one bus message took to reach every local subscriber. */
   readonly observeFanout?: (seconds: number) => void;
 }
@@ -118,6 +120,7 @@ export class Hub implements ClientOwner {
   evict(client: Client, reason: EvictReason): void {
     if (client.isClosing) return;
     this.stats.evicted[reason]++;
+    this.options.log?.info({ client: client.id, reason, queued: client.queuedFrames }, 'client evicted');
     this.detach(client);
     client.evict(reason);
   }

@@ -95,6 +95,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
         for (const channel of channels) ctx.hub.subscribe(client, channel);
         ctx.hub.unpin(channels);
         attachConnection(ctx, client);
+        ctx.log.debug({ client: client.id, channels: channels.length }, 'client connected');
       });
       // Without verifyClient, ws completes synchronously; no callback means it refused the
       // handshake itself (bad headers) and answered 400.
