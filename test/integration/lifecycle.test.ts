@@ -34,6 +34,28 @@ describe('embedded bus (no REDIS_URL)', { timeout: 30_000 }, () => {
   });
 });
 
+describe('hostile data (embedded bus)', { timeout: 30_000 }, () => {
+  test('data too deeply nested to re-encode is refused over WS and HTTP; the gateway keeps serving', async (t) => {
+    const gateway = await startGateway({});
+    t.after(() => gateway.kill());
+    const client = await TestClient.connect(gateway.ws(['deep']));
+    t.after(() => client.close());
+    // 30,000 levels fit in 64 KiB and parse, but JSON.stringify would overflow the stack.
+    const depth = 30_000;
+    const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    client.send(`{"op":"publish","channel":"deep","id":7,"data":${deep}}`);
+    const reply = await client.waitFor((f) => f.id === 7);
+    assert.deepEqual([reply.op, reply.code], ['error', 'invalid_message']);
+    const res = await fetch(`${gateway.http}/publish`, { method: 'POST', body: `{"channel":"deep","data":${deep}}` });
+    assert.equal(res.status, 400);
+    assert.equal(((await res.json()) as { code: string }).code, 'invalid_message');
+    assert.equal((await client.request({ op: 'publish', channel: 'deep', data: 'fine' })).op, 'ack');
+    await client.waitFor((f) => f.data === 'fine');
+    assert.equal(await gateway.metric('hubcast_publishes_rejected_total{source="ws",reason="invalid"}'), 1);
+    assert.equal(gateway.proc.exitCode, null);
+  });
+});
+
 describe('SIGTERM drain', { timeout: 30_000 }, () => {
   test('readyz 503 at once, new upgrades refused, clients closed with 1001 after DRAIN_MS, exit 0', async (t) => {
     const gateway = await startGateway({ DRAIN_MS: '1000' });

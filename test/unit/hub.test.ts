@@ -358,6 +358,23 @@ describe('Hub eviction', () => {
     assert.deepEqual(a!.evictions, ['queue_overflow']);
   });
 
+  test('evictForError detaches the client and closes it with 1011, counting no eviction', { timeout: 5000 }, () => {
+    const { hub, bus, stats } = setup();
+    const [a, b] = registered(hub, 2);
+    hub.subscribe(asClient(a!), 'c');
+    hub.subscribe(asClient(b!), 'c');
+    hub.evictForError(asClient(a!));
+    assert.deepEqual(a!.closes, [[1011, 'internal error']]);
+    assert.equal(a!.channels.size, 0);
+    assert.equal(bus.count('unsubscribe c'), 0, 'b still holds c');
+    assert.deepEqual(Object.values(stats.evicted), [0, 0, 0]);
+    hub.broadcast('c', Buffer.from('x'));
+    assert.equal(a!.delivered.length, 0);
+    assert.equal(b!.delivered.length, 1);
+    hub.evictForError(asClient(a!)); // already closing: nothing more
+    assert.equal(a!.closes.length, 1);
+  });
+
   test('unregister detaches, disposes, and updates connectionsOpen', { timeout: 5000 }, () => {
     const { hub, bus, stats } = setup();
     const [a, b] = registered(hub, 2);

@@ -13,6 +13,7 @@ import {
   parseChannelsQuery,
   parseCommand,
   parsePublishBody,
+  tryEncodeMessage,
 } from '../../services/gateway/src/protocol.js';
 import { mulberry32 } from '../helpers/random.js';
 
@@ -360,5 +361,20 @@ describe('parseCommand never throws', () => {
         if (result.op === 'publish') assert.ok('data' in result);
       }
     }
+  });
+});
+
+describe('tryEncodeMessage', () => {
+  test('encodes like encodeMessage', { timeout: 5000 }, () => {
+    assert.deepEqual(tryEncodeMessage('a', { x: [1, 'two'] }), encodeMessage('a', { x: [1, 'two'] }));
+  });
+
+  test('refuses data nested too deeply to re-encode instead of throwing', { timeout: 5000 }, () => {
+    const depth = 30_000;
+    const deep: unknown = JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`);
+    const result = tryEncodeMessage('a', deep);
+    assert.ok(isProtocolError(result));
+    assert.equal(result.error, ErrorCode.InvalidMessage);
+    assert.equal(result.op, 'publish');
   });
 });

@@ -10,9 +10,9 @@ import {
   type RequestId,
   encodeAck,
   encodeError,
-  encodeMessage,
   isProtocolError,
   parseCommand,
+  tryEncodeMessage,
 } from './protocol.js';
 import { PublishRejectReason, type Stats } from './stats.js';
 
@@ -32,7 +32,13 @@ export function attachConnection(ctx: ConnectionContext, client: Client): void {
       sendError(ctx, client, ErrorCode.BinaryNotSupported, 'send JSON text frames');
       return;
     }
-    handleCommand(ctx, client, data.toString('utf8'));
+    try {
+      handleCommand(ctx, client, data.toString('utf8'));
+    } catch (err) {
+      // A bug, not bad input (that gets an error frame): close this client, keep serving the rest.
+      ctx.log.error({ client: client.id, err: (err as Error).message }, 'command handler failed');
+      ctx.hub.evictForError(client);
+    }
   });
   ws.on('pong', () => {
     client.alive = true;
@@ -82,13 +88,18 @@ function subscribe(ctx: ConnectionContext, client: Client, command: Command): vo
 
 function publish(ctx: ConnectionContext, client: Client, command: Command & { op: 'publish' }): void {
   const { stats } = ctx;
-  const payload = encodeMessage(command.channel, command.data);
-  if (payload.length > ctx.maxMessageBytes) {
-    stats.publishesRejected.ws[PublishRejectReason.TooLarge]++;
-    sendError(ctx, client, ErrorCode.MessageTooLarge, 'encoded message exceeds MAX_MESSAGE_BYTES', command.id);
+  const { id } = command;
+  const payload = tryEncodeMessage(command.channel, command.data);
+  if (isProtocolError(payload)) {
+    stats.publishesRejected.ws[PublishRejectReason.Invalid]++;
+    sendError(ctx, client, payload.error, payload.message, id);
     return;
   }
-  const { id } = command;
+  if (payload.length > ctx.maxMessageBytes) {
+    stats.publishesRejected.ws[PublishRejectReason.TooLarge]++;
+    sendError(ctx, client, ErrorCode.MessageTooLarge, 'encoded message exceeds MAX_MESSAGE_BYTES', id);
+    return;
+  }
   ctx.bus.publish(command.channel, payload).then(
     () => {
       stats.publishesAccepted.ws++;

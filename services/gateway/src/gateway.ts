@@ -47,13 +47,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   let draining = false;
   const isDraining = (): boolean => draining;
 
-  // The hub needs the fan-out histogram and metrics need the hub, so the histogram is bound late.
-  let observeFanout: (seconds: number) => void = () => undefined;
-  const hub = new Hub(bus, stats, {
-    maxChannelsPerClient: config.maxChannelsPerClient,
-    log,
-    observeFanout: (seconds) => observeFanout(seconds),
-  });
+  // Metrics read the hub only at scrape time, so they can be made first and feed the hub its histogram.
   const metrics = createMetrics({
     stats,
     busKind: bus.kind,
@@ -61,7 +55,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     channelCount: () => hub.channelCount,
     subscriptionCount: () => hub.subscriptionCount,
   });
-  observeFanout = metrics.observeFanout;
+  const hub = new Hub(bus, stats, {
+    maxChannelsPerClient: config.maxChannelsPerClient,
+    log,
+    observeFanout: metrics.observeFanout,
+  });
 
   bus.setListener({
     message: (channel, payload) => hub.broadcast(channel, payload),
@@ -87,7 +85,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   server.on('clientError', (err: Error, socket) => {
     log.debug({ err: err.message }, 'http client error');
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    socket.destroy();
+    else socket.destroy();
   });
 
   await bus.start();

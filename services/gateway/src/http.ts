@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Bus } from './bus/bus.js';
 import { ErrorCode } from './codes.js';
-import { encodeMessage, isProtocolError, parsePublishBody } from './protocol.js';
+import { isProtocolError, parsePublishBody, tryEncodeMessage } from './protocol.js';
 import { PublishRejectReason, type Stats } from './stats.js';
 
 export interface HttpContext {
@@ -32,6 +32,20 @@ function sendError(res: ServerResponse, status: number, code: ErrorCode, message
 }
 
 export function createHttpHandler(ctx: HttpContext): (req: IncomingMessage, res: ServerResponse) => void {
+  const route = createRouter(ctx);
+  return (req, res) => {
+    try {
+      route(req, res);
+    } catch (err) {
+      // A bug, not bad input: answer 500 and keep the process serving.
+      ctx.log.error({ err: (err as Error).message, url: req.url }, 'http handler failed');
+      if (!res.headersSent) sendError(res, 500, ErrorCode.InternalError, 'internal error');
+      else res.destroy();
+    }
+  };
+}
+
+function createRouter(ctx: HttpContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     const method = req.method ?? 'GET';
@@ -119,7 +133,11 @@ function publish(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): v
       reject(400, body.error, PublishRejectReason.Invalid, body.message);
       return;
     }
-    const payload = encodeMessage(body.channel, body.data);
+    const payload = tryEncodeMessage(body.channel, body.data);
+    if (isProtocolError(payload)) {
+      reject(400, payload.error, PublishRejectReason.Invalid, payload.message);
+      return;
+    }
     if (payload.length > ctx.maxMessageBytes) {
       reject(413, ErrorCode.MessageTooLarge, PublishRejectReason.TooLarge, 'encoded message exceeds MAX_MESSAGE_BYTES');
       return;

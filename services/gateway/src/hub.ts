@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { Bus } from './bus/bus.js';
 import type { Client, ClientOwner } from './client.js';
-import { EvictReason } from './codes.js';
+import { CloseCode, CloseReason, EvictReason } from './codes.js';
 import { textFrame } from './frame.js';
 import type { Stats } from './stats.js';
 
@@ -123,6 +123,13 @@ export class Hub implements ClientOwner {
     this.options.log?.info({ client: client.id, reason, queued: client.queuedFrames }, 'client evicted');
     this.detach(client);
     client.evict(reason);
+  }
+
+  /** Closes a client whose handling failed unexpectedly (1011), keeping everyone else served. */
+  evictForError(client: Client): void {
+    if (client.isClosing) return;
+    this.detach(client);
+    client.close(CloseCode.InternalError, CloseReason.InternalError);
   }
 
   /** Pings every client; one that has not answered the previous ping is terminated. */

@@ -101,6 +101,15 @@ export function encodeMessage(channel: string, data: unknown): Buffer {
   return Buffer.from(`{"op":"message","channel":"${channel}","data":${JSON.stringify(data) ?? 'null'}}`);
 }
 
+/** encodeMessage for client-supplied data: JSON that parses can still be too deeply nested to re-encode. */
+export function tryEncodeMessage(channel: string, data: unknown): Buffer | ProtocolError {
+  try {
+    return encodeMessage(channel, data);
+  } catch {
+    return fail(ErrorCode.InvalidMessage, 'data is nested too deeply to encode', undefined, 'publish');
+  }
+}
+
 export function encodeError(code: ErrorCode, message: string, id?: RequestId): Buffer {
   const body = id === undefined ? { op: 'error', code, message } : { op: 'error', code, message, id };
   return Buffer.from(JSON.stringify(body));

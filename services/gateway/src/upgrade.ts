@@ -2,7 +2,6 @@
 // so a client that sees the socket open will receive anything published after that moment.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { Client, type ClientLimits } from './client.js';
 import { ErrorCode } from './codes.js';
@@ -15,7 +14,6 @@ const SUBSCRIBE_WAIT_MS = 5000;
 export interface UpgradeContext extends ConnectionContext {
   readonly limits: ClientLimits;
   readonly maxChannelsPerClient: number;
-  readonly log: Logger;
   isDraining(): boolean;
 }
 
