@@ -102,6 +102,14 @@ describe('protocol errors', { timeout: 60_000 }, () => {
     await stillServed();
   });
 
+  test("a client's ping is answered with a pong carrying its payload", async () => {
+    const client = await connect(gateway.ws());
+    const pong = once(client.ws, 'pong');
+    client.ws.ping(Buffer.from('are you there'));
+    const [payload] = (await within(pong, 5000, 'the pong')) as [Buffer];
+    assert.equal(payload.toString(), 'are you there');
+  });
+
   test('a peer that never answers pings is terminated', async () => {
     // A raw TCP client completes the handshake and then ignores every frame, pings included.
     const socket = tcpConnect(gateway.port, '127.0.0.1');

@@ -316,6 +316,20 @@ describe('Client overflow policies', () => {
   });
 });
 
+describe('Client pong', () => {
+  test('answers a ping with a pong frame through the bounded path', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 1, overflowPolicy: 'drop-newest' });
+    h.client.pong(Buffer.from('hi'));
+    assert.deepEqual([...h.socket.written[0]!], [0x8a, 2, 0x68, 0x69]);
+    backUp(h);
+    h.client.pong(Buffer.from('a')); // queued
+    h.client.pong(Buffer.from('b')); // over the bound: dropped and counted like any frame
+    assert.equal(h.client.queuedFrames, 1);
+    assert.equal(h.stats.dropped.queue_full, 1);
+    h.client.dispose();
+  });
+});
+
 describe('Client slow-consumer eviction', () => {
   test('a frame too big for any queue, dropped while the queue is empty, is forgiven at the next drain', { timeout: 5000 }, async () => {
     const h = setup({ overflowPolicy: 'drop-oldest', queueMaxBytes: 500, slowClientEvictMs: 50 });

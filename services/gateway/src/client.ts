@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { CloseCode, CloseReason, DropReason, EvictReason } from './codes.js';
 import type { OverflowPolicy } from './config.js';
-import { textFrame } from './frame.js';
+import { pongFrame, textFrame } from './frame.js';
 import { BoundedQueue } from './queue.js';
 import type { Stats } from './stats.js';
 
@@ -72,6 +72,11 @@ export class Client {
   /** Sends a small server reply (error or ack) through the same bounded path as data. */
   reply(payload: Buffer): void {
     this.deliver(textFrame(payload));
+  }
+
+  /** Answers a ping. ws would write the pong past any bound; a client that pings but never reads must not grow memory. */
+  pong(payload: Buffer): void {
+    this.deliver(pongFrame(payload));
   }
 
   private enqueue(frame: Buffer): void {

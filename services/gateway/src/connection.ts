@@ -43,6 +43,10 @@ export function attachConnection(ctx: ConnectionContext, client: Client): void {
   ws.on('pong', () => {
     client.alive = true;
   });
+  ws.on('ping', (data: Buffer) => {
+    client.alive = true;
+    client.pong(data);
+  });
   ws.on('error', (err: Error & { code?: string }) => {
     // ws has already chosen the close code (1009 for MAX_MESSAGE_BYTES, 1007 for bad UTF-8, ...).
     ctx.log.debug({ client: client.id, err: err.message, code: err.code }, 'websocket error');

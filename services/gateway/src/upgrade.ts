@@ -47,6 +47,8 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
     clientTracking: false,
     maxPayload: ctx.maxMessageBytes,
     perMessageDeflate: false,
+    // Pongs go through the client's bounded queue instead (connection.ts).
+    autoPong: false,
   });
   let nextId = 1;
 
