@@ -316,6 +316,25 @@ describe('Client overflow policies', () => {
   });
 });
 
+describe('Client after the peer closes', () => {
+  test('queued frames are never written after ws has sent its close frame; they count as disconnected', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 10 });
+    backUp(h);
+    for (let i = 1; i <= 3; i++) h.client.deliver(frame(i));
+    assert.equal(h.client.queuedFrames, 3);
+    h.ws.readyState = 2; // the peer sent a close frame and ws answered it
+    const writtenBefore = h.socket.written.length;
+    h.socket.releaseAll(); // drain
+    assert.equal(h.socket.written.length, writtenBefore, 'nothing after the close frame');
+    assert.equal(h.stats.dropped.disconnected, 3);
+    assert.equal(h.stats.queuedFrames, 0);
+    h.client.deliver(frame(4));
+    assert.equal(h.stats.dropped.disconnected, 4);
+    h.client.dispose();
+    assert.equal(h.stats.dropped.disconnected, 4, 'not counted twice');
+  });
+});
+
 describe('Client pong', () => {
   test('answers a ping with a pong frame through the bounded path', { timeout: 5000 }, () => {
     const h = setup({ queueMaxMessages: 1, overflowPolicy: 'drop-newest' });

@@ -121,6 +121,11 @@ export class Client {
   private readonly flush = (): void => {
     const queue = this.queue;
     if (this.closing) return;
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      // ws has sent its close frame (the peer closed, or broke a rule): no data may follow it.
+      this.discardQueue(DropReason.Disconnected);
+      return;
+    }
     if (queue.length > 0) {
       const socket = this.socket;
       const stats = this.stats;
@@ -161,6 +166,7 @@ export class Client {
   /** Evicts: queued frames are discarded and counted, then a 1013 close (or, for a dead peer, terminate). */
   evict(reason: EvictReason): void {
     if (reason === EvictReason.HeartbeatTimeout) {
+      this.closing = true;
       this.discardQueue(DropReason.Evicted);
       this.ws.terminate();
       return;
@@ -174,6 +180,7 @@ export class Client {
    */
   close(code: number, reason: string, dropReason: DropReason = DropReason.Disconnected): void {
     if (this.closing) return;
+    this.closing = true;
     this.discardQueue(dropReason);
     const ws = this.ws;
     if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
@@ -185,6 +192,7 @@ export class Client {
 
   /** Called once the connection has closed: releases everything the client still holds. */
   dispose(): void {
+    this.closing = true;
     this.discardQueue(DropReason.Disconnected);
     if (this.closeTimer !== null) {
       clearTimeout(this.closeTimer);
@@ -194,7 +202,6 @@ export class Client {
   }
 
   private discardQueue(reason: DropReason): void {
-    this.closing = true;
     this.clearSlow();
     const discarded = this.queue.length;
     if (discarded === 0) return;
