@@ -17,6 +17,10 @@ export interface RedisHandle {
   stop(): Promise<void>;
   /** Starts it again on the same port. */
   start(): Promise<void>;
+  /** Freezes the server (SIGSTOP): sockets stay open, nothing is answered. */
+  freeze(): void;
+  /** Thaws a frozen server (SIGCONT). */
+  thaw(): void;
   /** Closes the test's connections and stops a server this helper started. */
   close(): Promise<void>;
   /** A plain command connection for assertions (PUBSUB NUMSUB and the like). */
@@ -74,6 +78,10 @@ function trackClients(): { make(url: string): Redis; closeAll(): void } {
   };
 }
 
+function cannotSignal(): never {
+  throw new Error('only a redis-server started by this helper can be frozen');
+}
+
 async function external(url: string): Promise<RedisHandle> {
   const clients = trackClients();
   const unsupported = async (): Promise<void> => {
@@ -84,6 +92,8 @@ async function external(url: string): Promise<RedisHandle> {
     restartUnsupported: 'REDIS_URL points at a Redis this test cannot restart',
     stop: unsupported,
     start: unsupported,
+    freeze: cannotSignal,
+    thaw: cannotSignal,
     close: async () => clients.closeAll(),
     client: () => clients.make(url),
   };
@@ -116,8 +126,11 @@ async function binary(): Promise<RedisHandle> {
     restartUnsupported: null,
     stop,
     start,
+    freeze: () => proc?.kill('SIGSTOP'),
+    thaw: () => proc?.kill('SIGCONT'),
     close: async () => {
       clients.closeAll();
+      proc?.kill('SIGCONT');
       await stop();
     },
     client: () => clients.make(url),
@@ -140,6 +153,8 @@ async function container(): Promise<RedisHandle> {
     restartUnsupported: 'a restarted container gets a new host port',
     stop: unsupported,
     start: unsupported,
+    freeze: cannotSignal,
+    thaw: cannotSignal,
     close: async () => {
       clients.closeAll();
       await started.stop();

@@ -59,4 +59,35 @@ describe('Redis restart', { timeout: 60_000 }, () => {
       assert.ok(!s.frames.some((f) => f.data === 'lost'), 'a rejected publish is never delivered');
     }
   });
+
+  test('a frozen Redis (sockets open, nothing answered): readyz 503, publishes refused, recovery on thaw', async (t) => {
+    const { redis } = fx;
+    if (redis.restartUnsupported !== null) {
+      t.skip(`cannot freeze Redis here: ${redis.restartUnsupported}`);
+      return;
+    }
+    const prefix = uniquePrefix();
+    const [a, b] = await Promise.all([
+      fx.gateway({ REDIS_PREFIX: prefix, REDIS_TIMEOUT_MS: '300' }),
+      fx.gateway({ REDIS_PREFIX: prefix, REDIS_TIMEOUT_MS: '300' }),
+    ]);
+    const sub = await fx.connect(a.ws(['ice']));
+    const publisher = await fx.connect(b.ws());
+
+    redis.freeze();
+    try {
+      // A PING every second, failing after 300 ms: not ready within about 1.3 s.
+      await Promise.all([a.waitReady(503, 5000), b.waitReady(503, 5000)]);
+      const started = Date.now();
+      const reply = await publisher.request({ op: 'publish', channel: 'ice', data: 'frozen' }, 2000);
+      assert.deepEqual([reply.op, reply.code], ['error', 'bus_unavailable']);
+      assert.ok(Date.now() - started < 250, 'refused at once, not after a timeout');
+    } finally {
+      redis.thaw();
+    }
+    await Promise.all([a.waitReady(200, 10_000), b.waitReady(200, 10_000)]);
+    await publisher.request({ op: 'publish', channel: 'ice', data: 'thawed' });
+    await sub.waitFor((f) => f.data === 'thawed');
+    assert.ok(!sub.frames.some((f) => f.data === 'frozen'));
+  });
 });

@@ -10,6 +10,7 @@ const DEFAULTS = {
   host: '0.0.0.0',
   redisUrl: undefined,
   redisPrefix: 'hubcast:',
+  redisTimeoutMs: 2000,
   queueMaxBytes: 1048576,
   queueMaxMessages: 256,
   overflowPolicy: 'drop-oldest',
@@ -44,6 +45,7 @@ const INVALID: Record<(typeof CONFIG_VARIABLES)[number], string[]> = {
   HOST: ['my host', 'a/b', 'host!', 'x'.repeat(254)],
   REDIS_URL: ['http://x', 'https://redis.example', 'not a url', 'localhost:6379', 'tcp://localhost:6379'],
   REDIS_PREFIX: ['has space', 'tab\there', 'new\nline', 'é', 'x'.repeat(65)],
+  REDIS_TIMEOUT_MS: ['49', '60001', 'slow', '-1', '1.5'],
   QUEUE_MAX_BYTES: ['1023', '0', 'big', '-5', String((1 << 30) + 1)],
   QUEUE_MAX_MESSAGES: ['0', '-1', '1000001', 'many', '2.5'],
   OVERFLOW_POLICY: ['drop', 'DROP-OLDEST', 'evict-all', 'none'],
@@ -133,6 +135,7 @@ describe('loadConfig', () => {
       DRAIN_MS: '0',
       CLOSE_TIMEOUT_MS: '10',
       LOG_LEVEL: 'silent',
+      REDIS_TIMEOUT_MS: '750',
     });
     assert.deepEqual(
       { ...config },
@@ -141,6 +144,7 @@ describe('loadConfig', () => {
         host: '127.0.0.1',
         redisUrl: 'redis://redis.internal:6379/2',
         redisPrefix: 'app:v2:',
+        redisTimeoutMs: 750,
         queueMaxBytes: 2097152,
         queueMaxMessages: 1000,
         overflowPolicy: 'evict',

@@ -12,6 +12,7 @@ export interface Config {
   readonly host: string;
   readonly redisUrl: string | undefined;
   readonly redisPrefix: string;
+  readonly redisTimeoutMs: number;
   readonly queueMaxBytes: number;
   readonly queueMaxMessages: number;
   readonly overflowPolicy: OverflowPolicy;
@@ -119,6 +120,8 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: redisUrl(env),
     // Prefix of every Redis channel this gateway uses.
     redisPrefix: redisPrefix(env),
+    // A Redis command or health PING unanswered this long fails; a failed PING marks the bus not ready.
+    redisTimeoutMs: int(env, 'REDIS_TIMEOUT_MS', { min: 50, max: 60_000, fallback: 2000 }),
     // Per-client send queue bound in bytes (frames waiting while the socket is backed up).
     queueMaxBytes: int(env, 'QUEUE_MAX_BYTES', { min: 1024, max: 1 << 30, fallback: 1 << 20 }),
     // Per-client send queue bound in messages.
@@ -156,6 +159,7 @@ export const CONFIG_VARIABLES = [
   'HOST',
   'REDIS_URL',
   'REDIS_PREFIX',
+  'REDIS_TIMEOUT_MS',
   'QUEUE_MAX_BYTES',
   'QUEUE_MAX_MESSAGES',
   'OVERFLOW_POLICY',

@@ -28,7 +28,11 @@ function createBus(config: Config, stats: Stats, log: Logger): Bus {
     stats.busConnected.subscriber = 1;
     return new MemoryBus();
   }
-  return new RedisBus({ url: config.redisUrl, prefix: config.redisPrefix }, stats, log.child({ component: 'bus' }));
+  return new RedisBus(
+    { url: config.redisUrl, prefix: config.redisPrefix, timeoutMs: config.redisTimeoutMs },
+    stats,
+    log.child({ component: 'bus' }),
+  );
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {

@@ -3,7 +3,8 @@
 //
 // Neither connection queues commands while Redis is down: a publish is rejected at once, and
 // the subscriber resubscribes its whole channel set itself on every (re)connect, so readiness
-// can mean "every channel is live again", not merely "the TCP connection is back".
+// can mean "every channel is live again", not merely "the TCP connection is back". A Redis that
+// keeps its sockets open but stops answering is caught by a health PING on both connections.
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BusConnection, Stats } from '../stats.js';
@@ -12,46 +13,52 @@ import { type Bus, type BusListener, BusUnavailableError } from './bus.js';
 export interface RedisBusOptions {
   readonly url: string;
   readonly prefix: string;
+  /** A command (publish, subscribe, health PING) unanswered this long fails. */
+  readonly timeoutMs: number;
 }
 
 /** Channels per SUBSCRIBE command when resubscribing a large set. */
 const RESUBSCRIBE_BATCH = 1000;
 /** How long quit() may take before the connection is dropped. */
 const QUIT_TIMEOUT_MS = 1000;
+/** How often each connection is PINGed. */
+const HEALTH_INTERVAL_MS = 1000;
 
 function retryDelay(attempt: number): number {
   // 50 ms, 100 ms, 200 ms ... capped at 2 s: quick after a blip, gentle during an outage.
   return Math.min(50 * 2 ** Math.min(attempt - 1, 6), 2000);
 }
 
-const COMMON: RedisOptions = {
-  enableOfflineQueue: false,
-  autoResendUnfulfilledCommands: false,
-  autoResubscribe: false,
-  maxRetriesPerRequest: 0,
-  connectTimeout: 5000,
-  retryStrategy: retryDelay,
-};
-
-interface Waiters {
-  resolvers: (() => void)[];
+interface Connection {
+  readonly role: BusConnection;
+  readonly redis: Redis;
+  /** TCP up and past ioredis's ready check. */
+  up: boolean;
+  /** The last health PING was answered in time. */
+  answering: boolean;
+  pinging: boolean;
 }
 
 export class RedisBus implements Bus {
   readonly kind = 'redis';
-  private readonly publisher: Redis;
-  private readonly subscriber: Redis;
+  private readonly pub: Connection;
+  private readonly sub: Connection;
   private listener: BusListener | null = null;
-  /** Every channel the hub wants, live or not. */
-  private readonly wanted = new Set<string>();
+  /**
+   * Every channel the hub wants, with the number of the subscribe call that wanted it: a
+   * SUBSCRIBE reply marks a channel live only if no unsubscribe/subscribe came after it.
+   */
+  private readonly wanted = new Map<string, number>();
+  private subscribeSeq = 0;
   /** Channels confirmed by Redis on the current subscriber connection. */
   private readonly live = new Set<string>();
-  private readonly waiting = new Map<string, Waiters>();
-  private publisherReady = false;
-  private subscriberReady = false;
+  private readonly waiting = new Map<string, (() => void)[]>();
+  /** The whole wanted set has been subscribed on the current subscriber connection. */
+  private resubscribed = false;
   private closed = false;
   private lastReady = false;
   private readonly prefixLength: number;
+  private readonly health: NodeJS.Timeout;
 
   constructor(
     private readonly options: RedisBusOptions,
@@ -59,15 +66,27 @@ export class RedisBus implements Bus {
     private readonly log: Logger,
   ) {
     this.prefixLength = Buffer.byteLength(options.prefix);
-    this.publisher = new Redis(options.url, { ...COMMON, connectionName: 'hubcast-pub', lazyConnect: true });
-    this.subscriber = new Redis(options.url, { ...COMMON, connectionName: 'hubcast-sub', lazyConnect: true });
-    this.watch(this.publisher, 'publisher');
-    this.watch(this.subscriber, 'subscriber');
-    this.subscriber.on('messageBuffer', this.onMessage);
+    const common: RedisOptions = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      autoResubscribe: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 5000,
+      commandTimeout: options.timeoutMs,
+      keepAlive: 5000,
+      retryStrategy: retryDelay,
+    };
+    this.pub = this.connection('publisher', new Redis(options.url, { ...common, connectionName: 'hubcast-pub' }));
+    this.sub = this.connection('subscriber', new Redis(options.url, { ...common, connectionName: 'hubcast-sub' }));
+    this.sub.redis.on('messageBuffer', this.onMessage);
+    this.health = setInterval(() => this.checkHealth(), HEALTH_INTERVAL_MS);
+    this.health.unref();
   }
 
   get ready(): boolean {
-    return this.publisherReady && this.subscriberReady && !this.closed;
+    const { pub, sub } = this;
+    return pub.up && pub.answering && sub.up && sub.answering && this.resubscribed && !this.closed;
   }
 
   setListener(listener: BusListener): void {
@@ -77,30 +96,28 @@ export class RedisBus implements Bus {
   async start(): Promise<void> {
     // A Redis that is down at start is not fatal: the gateway serves /healthz, answers 503 on
     // /readyz and keeps retrying, as it does for an outage later on.
-    for (const conn of [this.publisher, this.subscriber]) {
-      conn.connect().catch(() => undefined);
-    }
+    for (const conn of [this.pub, this.sub]) conn.redis.connect().catch(() => undefined);
   }
 
   publish(channel: string, payload: Buffer): Promise<void> {
-    if (!this.publisherReady || this.closed) return Promise.reject(new BusUnavailableError());
-    return this.publisher.publish(this.options.prefix + channel, payload).then(
+    if (!this.pub.up || !this.pub.answering || this.closed) return Promise.reject(new BusUnavailableError());
+    return this.pub.redis.publish(this.options.prefix + channel, payload).then(
       () => undefined,
       (err: Error) => Promise.reject(new BusUnavailableError(`the message bus failed: ${err.message}`)),
     );
   }
 
   subscribe(channel: string): void {
-    this.wanted.add(channel);
-    if (this.subscriber.status === 'ready') this.sendSubscribe([channel]);
+    this.wanted.set(channel, ++this.subscribeSeq);
+    if (this.sub.redis.status === 'ready') void this.sendSubscribe([channel]);
   }
 
   unsubscribe(channel: string): void {
     this.wanted.delete(channel);
     this.live.delete(channel);
     this.release(channel);
-    if (this.subscriber.status === 'ready') {
-      this.subscriber.unsubscribe(this.options.prefix + channel).catch((err: Error) => {
+    if (this.sub.redis.status === 'ready') {
+      this.sub.redis.unsubscribe(this.options.prefix + channel).catch((err: Error) => {
         this.log.warn({ err: err.message, channel }, 'redis unsubscribe failed; resynced on reconnect');
       });
     }
@@ -108,21 +125,22 @@ export class RedisBus implements Bus {
 
   whenLive(channel: string): Promise<void> {
     if (this.closed || !this.wanted.has(channel) || this.live.has(channel)) return Promise.resolve();
-    let entry = this.waiting.get(channel);
-    if (entry === undefined) {
-      entry = { resolvers: [] };
-      this.waiting.set(channel, entry);
+    let resolvers = this.waiting.get(channel);
+    if (resolvers === undefined) {
+      resolvers = [];
+      this.waiting.set(channel, resolvers);
     }
-    const { resolvers } = entry;
-    return new Promise((resolve) => resolvers.push(resolve));
+    const list = resolvers;
+    return new Promise((resolve) => list.push(resolve));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.health);
     for (const channel of [...this.waiting.keys()]) this.release(channel);
     this.emitReadiness();
-    await Promise.all([quit(this.publisher), quit(this.subscriber)]);
+    await Promise.all([quit(this.pub.redis), quit(this.sub.redis)]);
   }
 
   private readonly onMessage = (channel: Buffer, payload: Buffer): void => {
@@ -130,74 +148,106 @@ export class RedisBus implements Bus {
     this.listener?.message(channel.toString('latin1', this.prefixLength), payload);
   };
 
-  private sendSubscribe(channels: string[]): Promise<void> {
+  /** Resolves true when Redis confirmed the batch. */
+  private sendSubscribe(channels: string[]): Promise<boolean> {
     const prefix = this.options.prefix;
-    return this.subscriber.subscribe(...channels.map((c) => prefix + c)).then(
+    const seqs = channels.map((c) => this.wanted.get(c));
+    return this.sub.redis.subscribe(...channels.map((c) => prefix + c)).then(
       () => {
-        for (const channel of channels) {
-          if (!this.wanted.has(channel)) continue;
+        channels.forEach((channel, i) => {
+          if (this.wanted.get(channel) !== seqs[i]) return; // unsubscribed (and maybe re-wanted) since
           this.live.add(channel);
           this.release(channel);
-        }
+        });
+        return true;
       },
       (err: Error) => {
-        // The connection dropped mid-command; the next 'ready' resubscribes everything.
-        this.log.warn({ err: err.message }, 'redis subscribe failed; retried on reconnect');
+        // Dropped or timed out: the next reconnect, or the health check's recovery, resubscribes all.
+        this.log.warn({ err: err.message }, 'redis subscribe failed; retried on recovery');
+        return false;
       },
     );
   }
 
   private release(channel: string): void {
-    const entry = this.waiting.get(channel);
-    if (entry === undefined) return;
+    const resolvers = this.waiting.get(channel);
+    if (resolvers === undefined) return;
     this.waiting.delete(channel);
-    for (const resolve of entry.resolvers) resolve();
+    for (const resolve of resolvers) resolve();
   }
 
   private async resubscribeAll(): Promise<void> {
-    const channels = [...this.wanted];
+    const channels = [...this.wanted.keys()];
     for (let i = 0; i < channels.length; i += RESUBSCRIBE_BATCH) {
-      await this.sendSubscribe(channels.slice(i, i + RESUBSCRIBE_BATCH));
-      if (this.subscriber.status !== 'ready') return;
+      // Re-read the wanted set per batch: a channel dropped meanwhile must not be subscribed again.
+      const batch = channels.slice(i, i + RESUBSCRIBE_BATCH).filter((c) => this.wanted.has(c));
+      if (batch.length > 0 && !(await this.sendSubscribe(batch))) return;
+      if (this.sub.redis.status !== 'ready') return;
     }
-    if (this.subscriber.status !== 'ready') return;
-    this.subscriberReady = true;
-    this.stats.busConnected.subscriber = 1;
-    this.log.info({ channels: channels.length }, 'redis subscriber ready; channels resubscribed');
+    if (this.sub.redis.status !== 'ready' || this.closed) return;
+    this.resubscribed = true;
+    this.log.info({ channels: this.wanted.size }, 'redis subscriber ready; channels subscribed');
     this.emitReadiness();
   }
 
-  private watch(conn: Redis, role: BusConnection): void {
+  private checkHealth(): void {
+    for (const conn of [this.pub, this.sub]) {
+      if (!conn.up || conn.pinging) continue;
+      conn.pinging = true;
+      conn.redis.ping().then(
+        () => {
+          conn.pinging = false;
+          if (conn.answering || !conn.up) return;
+          conn.answering = true;
+          this.log.info({ role: conn.role }, 'redis answering again');
+          // Commands may have timed out while it stalled; make sure every channel is live.
+          if (conn === this.sub) void this.resubscribeAll();
+          this.emitReadiness();
+        },
+        (err: Error) => {
+          conn.pinging = false;
+          if (!conn.answering || !conn.up) return;
+          conn.answering = false;
+          this.log.warn({ role: conn.role, err: err.message }, 'redis not answering');
+          this.emitReadiness();
+        },
+      );
+    }
+  }
+
+  private connection(role: BusConnection, redis: Redis): Connection {
+    const conn: Connection = { role, redis, up: false, answering: true, pinging: false };
     let everReady = false;
-    conn.on('ready', () => {
-      if (role === 'publisher') {
-        this.publisherReady = true;
-        this.stats.busConnected.publisher = 1;
+    redis.on('ready', () => {
+      conn.up = true;
+      conn.answering = true;
+      this.stats.busConnected[role] = 1;
+      everReady = true;
+      if (role === 'subscriber') {
+        void this.resubscribeAll();
+      } else {
         this.log.info('redis publisher ready');
         this.emitReadiness();
-      } else {
-        void this.resubscribeAll();
       }
-      everReady = true;
     });
-    conn.on('close', () => {
-      if (role === 'publisher') {
-        this.publisherReady = false;
-      } else {
-        this.subscriberReady = false;
+    redis.on('close', () => {
+      conn.up = false;
+      if (role === 'subscriber') {
+        this.resubscribed = false;
         this.live.clear();
       }
       this.stats.busConnected[role] = 0;
       if (everReady && !this.closed) this.log.warn({ role }, 'redis connection lost');
       this.emitReadiness();
     });
-    conn.on('reconnecting', () => {
+    redis.on('reconnecting', () => {
       this.stats.busReconnects[role]++;
     });
-    // ioredis reports each failed attempt; the state change above is what matters, so keep this quiet.
-    conn.on('error', (err: Error) => {
+    // ioredis reports each failed attempt; the state changes above are what matter, so keep this quiet.
+    redis.on('error', (err: Error) => {
       this.log.debug({ role, err: err.message }, 'redis connection error');
     });
+    return conn;
   }
 
   private emitReadiness(): void {
