@@ -38,8 +38,14 @@ describe('Redis restart', { timeout: 60_000 }, () => {
     assert.equal(await b.metric('hubcast_publishes_rejected_total{source="ws",reason="bus_unavailable"}'), 1);
     assert.equal(await a.metric('hubcast_publishes_rejected_total{source="http",reason="bus_unavailable"}'), 1);
     assert.equal(await a.metric('hubcast_bus_connected{connection="subscriber"}'), 0);
+    // Commands awaiting the bus are capped per connection: an acked subscribe flood while Redis
+    // is down gets too_many_pending past 1024 instead of piling up.
+    const flooder = await fx.connect(a.ws());
+    for (let i = 0; i < 1100; i++) flooder.send({ op: 'subscribe', channel: 'gamma', id: i });
+    await flooder.waitForCount(() => flooder.frames.length, 76, 5000, '76 refusals');
+    assert.ok(flooder.frames.every((f) => f.op === 'error' && f.code === 'too_many_pending' && Number(f.id) >= 1024));
     // The WebSocket clients themselves stay connected through the outage.
-    assert.equal(await a.metric('hubcast_connections_open'), 1);
+    assert.equal(await a.metric('hubcast_connections_open'), 2);
 
     await redis.start();
     await Promise.all([a.waitReady(200, 15_000), b.waitReady(200, 15_000)]);
@@ -52,6 +58,8 @@ describe('Redis restart', { timeout: 60_000 }, () => {
     await subA.waitFor((f) => f.data === 'after');
     await subA.waitFor((f) => f.data === 'after-beta');
     await subB.waitFor((f) => f.data === 'after');
+    // The 1024 pending subscribes are acked once the channel is live again.
+    await flooder.waitForCount(() => flooder.frames.filter((f) => f.op === 'ack').length, 1024, 5000, '1024 acks');
     const pubsub = redis.client();
     const numsub = (await pubsub.pubsub('NUMSUB', `${prefix}alpha`, `${prefix}beta`)) as (string | number)[];
     assert.deepEqual(numsub.map(String), [`${prefix}alpha`, '2', `${prefix}beta`, '1']);

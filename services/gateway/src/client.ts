@@ -29,6 +29,8 @@ export class Client {
   readonly channels = new Set<string>();
   /** Cleared at each ping, set by each pong: a client still false at the next ping is dead. */
   alive = true;
+  /** Commands waiting on the bus for their reply (capped in connection.ts). */
+  pending = 0;
   private readonly queue: BoundedQueue;
   private slowTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;

@@ -41,6 +41,8 @@ export const ErrorCode = {
   BinaryNotSupported: 'binary_not_supported',
   /** The client already holds MAX_CHANNELS_PER_CLIENT subscriptions. Connection stays open. */
   TooManyChannels: 'too_many_channels',
+  /** Too many of this connection's commands are waiting on the bus; wait for their replies. */
+  TooManyPending: 'too_many_pending',
   /** The encoded message exceeds MAX_MESSAGE_BYTES (HTTP 413). */
   MessageTooLarge: 'message_too_large',
   /** The bus (Redis) is down, so the publish was rejected and not sent (HTTP 503). */

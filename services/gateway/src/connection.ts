@@ -16,6 +16,12 @@ import {
 } from './protocol.js';
 import { PublishRejectReason, type Stats } from './stats.js';
 
+/**
+ * Commands one connection may have waiting on the bus (publishes, subscribes with an id).
+ * Without a cap, a client could pile up promises without bound while Redis is slow or down.
+ */
+export const MAX_PENDING_PER_CLIENT = 1024;
+
 export interface ConnectionContext {
   readonly hub: Hub;
   readonly bus: Bus;
@@ -76,19 +82,31 @@ function handleCommand(ctx: ConnectionContext, client: Client, text: string): vo
 }
 
 function subscribe(ctx: ConnectionContext, client: Client, command: Command): void {
-  const result = ctx.hub.subscribe(client, command.channel);
-  if (result === 'limit') {
-    sendError(ctx, client, ErrorCode.TooManyChannels, 'subscription limit reached (MAX_CHANNELS_PER_CLIENT)', command.id);
+  const { id } = command;
+  if (id !== undefined && client.pending >= MAX_PENDING_PER_CLIENT) {
+    sendError(ctx, client, ErrorCode.TooManyPending, TOO_MANY_PENDING, id);
     return;
   }
-  const { id } = command;
+  const result = ctx.hub.subscribe(client, command.channel);
+  if (result === 'limit') {
+    sendError(ctx, client, ErrorCode.TooManyChannels, 'subscription limit reached (MAX_CHANNELS_PER_CLIENT)', id);
+    return;
+  }
   if (id === undefined) return;
   // The ack means "messages on this channel now reach you", so it waits for the bus.
+  client.pending++;
   ctx.hub.whenLive(command.channel).then(
-    () => client.reply(encodeAck(id)),
-    () => undefined,
+    () => {
+      client.pending--;
+      client.reply(encodeAck(id));
+    },
+    () => {
+      client.pending--;
+    },
   );
 }
+
+const TOO_MANY_PENDING = `more than ${MAX_PENDING_PER_CLIENT} commands are waiting on the bus; wait for their replies`;
 
 function publish(ctx: ConnectionContext, client: Client, command: Command & { op: 'publish' }): void {
   const { stats } = ctx;
@@ -104,12 +122,20 @@ function publish(ctx: ConnectionContext, client: Client, command: Command & { op
     sendError(ctx, client, ErrorCode.MessageTooLarge, 'encoded message exceeds MAX_MESSAGE_BYTES', id);
     return;
   }
+  if (client.pending >= MAX_PENDING_PER_CLIENT) {
+    stats.publishesRejected.ws[PublishRejectReason.TooManyPending]++;
+    sendError(ctx, client, ErrorCode.TooManyPending, TOO_MANY_PENDING, id);
+    return;
+  }
+  client.pending++;
   ctx.bus.publish(command.channel, payload).then(
     () => {
+      client.pending--;
       stats.publishesAccepted.ws++;
       if (id !== undefined) client.reply(encodeAck(id));
     },
     (err: Error) => {
+      client.pending--;
       stats.publishesRejected.ws[PublishRejectReason.BusUnavailable]++;
       sendError(ctx, client, ErrorCode.BusUnavailable, err.message, id);
     },

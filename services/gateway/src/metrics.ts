@@ -74,7 +74,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Counter({
     name: 'hubcast_publishes_rejected_total',
-    help: 'Publishes rejected and not sent, by source (ws, http) and reason (bus_unavailable, invalid, too_large).',
+    help: 'Publishes rejected and not sent, by source (ws, http) and reason (bus_unavailable, invalid, too_large, too_many_pending).',
     labelNames: ['source', 'reason'],
     registers: [registry],
     collect() {

@@ -11,6 +11,7 @@ export const PublishRejectReason = {
   BusUnavailable: 'bus_unavailable',
   Invalid: 'invalid',
   TooLarge: 'too_large',
+  TooManyPending: 'too_many_pending',
 } as const;
 export type PublishRejectReason = (typeof PublishRejectReason)[keyof typeof PublishRejectReason];
 
