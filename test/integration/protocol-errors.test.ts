@@ -99,6 +99,9 @@ describe('protocol errors', { timeout: 60_000 }, () => {
     await assert.rejects(TestClient.connect(`ws://127.0.0.1:${gateway.port}/ws?channels=ok,bad%20name`), /HTTP 400/);
     const res = await fetch(`${gateway.http}/ws`);
     assert.equal(res.status, 426);
+    const post = await fetch(`${gateway.http}/ws`, { method: 'POST', body: '{}' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET');
     await stillServed();
   });
 

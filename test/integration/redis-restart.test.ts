@@ -2,8 +2,10 @@
 // and once Redis is back every channel is resubscribed and delivery resumes, with no restart.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { TestClient } from '../helpers/client.js';
 import { useFixture } from '../helpers/fixture.js';
 import { uniquePrefix } from '../helpers/redis.js';
+import { waitUntil, within } from '../helpers/wait.js';
 
 describe('Redis restart', { timeout: 60_000 }, () => {
   const fx = useFixture();
@@ -97,5 +99,28 @@ describe('Redis restart', { timeout: 60_000 }, () => {
     await publisher.request({ op: 'publish', channel: 'ice', data: 'thawed' });
     await sub.waitFor((f) => f.data === 'thawed');
     assert.ok(!sub.frames.some((f) => f.data === 'frozen'));
+  });
+
+  test('SIGTERM refuses an upgrade still waiting for its channels and exits 0', async (t) => {
+    const { redis } = fx;
+    if (redis.restartUnsupported !== null) {
+      t.skip(`cannot freeze Redis here: ${redis.restartUnsupported}`);
+      return;
+    }
+    const gateway = await fx.gateway({ REDIS_PREFIX: uniquePrefix(), DRAIN_MS: '200', CLOSE_TIMEOUT_MS: '500' });
+    redis.freeze();
+    try {
+      // Frozen but not yet detected: the upgrade waits for SUBSCRIBE (pinning its channel).
+      const upgrade = TestClient.connect(gateway.ws(['waiting']), 15_000);
+      upgrade.catch(() => undefined);
+      await waitUntil(async () => (await gateway.metric('hubcast_channels')) === 1, { what: 'the upgrade to wait' });
+      const signalled = Date.now();
+      gateway.proc.kill('SIGTERM');
+      await assert.rejects(upgrade, /HTTP 503/);
+      assert.ok(Date.now() - signalled < 1500, 'refused when the drain starts, not after the 5 s wait');
+      assert.equal(await within(gateway.exited, 10_000, 'the gateway to exit'), 0);
+    } finally {
+      redis.thaw();
+    }
   });
 });

@@ -73,19 +73,17 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   const server = createServer(
     createHttpHandler({ bus, stats, registry: metrics.registry, log, maxMessageBytes: config.maxMessageBytes, isDraining }),
   );
-  server.on(
-    'upgrade',
-    createUpgradeHandler({
-      hub,
-      bus,
-      stats,
-      log,
-      maxMessageBytes: config.maxMessageBytes,
-      maxChannelsPerClient: config.maxChannelsPerClient,
-      limits: config,
-      isDraining,
-    }),
-  );
+  const upgrades = createUpgradeHandler({
+    hub,
+    bus,
+    stats,
+    log,
+    maxMessageBytes: config.maxMessageBytes,
+    maxChannelsPerClient: config.maxChannelsPerClient,
+    limits: config,
+    isDraining,
+  });
+  server.on('upgrade', upgrades.handle);
   server.on('clientError', (err: Error, socket) => {
     log.debug({ err: err.message }, 'http client error');
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -101,6 +99,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
       draining = true;
+      upgrades.abortPending();
       log.info({ drainMs: config.drainMs, clients: hub.clientCount }, 'draining');
       await new Promise((resolve) => setTimeout(resolve, config.drainMs));
       clearInterval(heartbeat);

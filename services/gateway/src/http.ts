@@ -64,6 +64,7 @@ function createRouter(ctx: HttpContext): (req: IncomingMessage, res: ServerRespo
         if (!read) return methodNotAllowed(res, 'GET, HEAD');
         return metrics(ctx, res);
       case '/ws':
+        if (!read) return methodNotAllowed(res, 'GET');
         return sendJson(res, 426, { code: ErrorCode.InvalidMessage, message: 'GET /ws must be a WebSocket upgrade' }, {
           upgrade: 'websocket',
         });

@@ -167,7 +167,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Gauge({
     name: 'hubcast_channels',
-    help: 'Channels with at least one local subscriber.',
+    help: 'Channels this gateway holds on the bus: with a local subscriber or an upgrade waiting for them.',
     registers: [registry],
     collect() {
       this.set(sources.channelCount());

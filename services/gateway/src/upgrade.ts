@@ -30,18 +30,13 @@ function refuse(socket: Socket, status: number, code: ErrorCode, message: string
   socket.destroySoon();
 }
 
-function waitLive(ctx: UpgradeContext, channels: readonly string[]): Promise<void> {
-  if (channels.length === 0 || !ctx.bus.ready) return Promise.resolve();
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    Promise.all(channels.map((c) => ctx.hub.whenLive(c))).then(() => undefined),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS);
-    }),
-  ]).finally(() => clearTimeout(timer));
+export interface UpgradeHandler {
+  handle(req: IncomingMessage, socket: Socket, head: Buffer): void;
+  /** Stops waiting for ?channels at once; the waiting upgrades then see the drain and get 503. */
+  abortPending(): void;
 }
 
-export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage, socket: Socket, head: Buffer) => void {
+export function createUpgradeHandler(ctx: UpgradeContext): UpgradeHandler {
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false,
@@ -51,8 +46,27 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
     autoPong: false,
   });
   let nextId = 1;
+  /** Ends the wait of each upgrade still waiting for its ?channels to go live. */
+  const pending = new Set<() => void>();
 
-  return (req, socket, head) => {
+  function waitLive(channels: readonly string[]): Promise<void> {
+    if (channels.length === 0 || !ctx.bus.ready) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => {
+      stop = resolve;
+      timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS);
+    });
+    pending.add(stop);
+    return Promise.race([Promise.all(channels.map((c) => ctx.hub.whenLive(c))).then(() => undefined), stopped]).finally(
+      () => {
+        clearTimeout(timer);
+        pending.delete(stop);
+      },
+    );
+  }
+
+  const handle = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     const onError = (err: Error): void => ctx.log.debug({ err: err.message }, 'socket error during upgrade');
     socket.on('error', onError);
     if (ctx.isDraining()) {
@@ -80,26 +94,40 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
       return;
     }
     ctx.hub.pin(channels);
-    waitLive(ctx, channels).then(() => {
+    waitLive(channels).then(() => {
       if (socket.destroyed || ctx.isDraining()) {
         ctx.hub.unpin(channels);
         if (!socket.destroyed) refuse(socket, 503, ErrorCode.Draining, 'gateway is shutting down; connect to another');
         return;
       }
-      let opened = false;
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        opened = true;
-        socket.off('error', onError);
-        const client = new Client(nextId++, ws, socket, ctx.limits, ctx.stats, ctx.hub);
-        ctx.hub.register(client);
-        for (const channel of channels) ctx.hub.subscribe(client, channel);
+      try {
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          socket.off('error', onError);
+          const client = new Client(nextId++, ws, socket, ctx.limits, ctx.stats, ctx.hub);
+          ctx.hub.register(client);
+          for (const channel of channels) ctx.hub.subscribe(client, channel);
+          attachConnection(ctx, client);
+          ctx.log.debug({ client: client.id, channels: channels.length }, 'client connected');
+        });
+      } catch (err) {
+        // A bug, not bad input: drop this socket, keep the process serving.
+        ctx.log.error({ err: (err as Error).message }, 'upgrade failed');
+        socket.destroy();
+      } finally {
+        // Without verifyClient, ws completes synchronously, so the client (if any) holds the
+        // channels by now; no callback means ws refused the handshake itself and answered 400.
         ctx.hub.unpin(channels);
-        attachConnection(ctx, client);
-        ctx.log.debug({ client: client.id, channels: channels.length }, 'client connected');
-      });
-      // Without verifyClient, ws completes synchronously; no callback means it refused the
-      // handshake itself (bad headers) and answered 400.
-      if (!opened) ctx.hub.unpin(channels);
-    }, () => ctx.hub.unpin(channels));
+      }
+    }).catch((err: Error) => {
+      ctx.log.error({ err: err.message }, 'upgrade failed');
+      socket.destroy();
+    });
+  };
+
+  return {
+    handle,
+    abortPending: () => {
+      for (const stop of [...pending]) stop();
+    },
   };
 }
