@@ -85,9 +85,7 @@ export class Client {
     const queue = this.queue;
     const stats = this.stats;
     if (queue.fits(frame.length)) {
-      queue.push(frame);
-      stats.queuedFrames++;
-      stats.queuedBytes += frame.length;
+      this.push(frame);
       return;
     }
     switch (this.limits.overflowPolicy) {
@@ -104,12 +102,16 @@ export class Client {
           break;
         }
         while (!queue.fits(frame.length)) this.discardOldest();
-        queue.push(frame);
-        stats.queuedFrames++;
-        stats.queuedBytes += frame.length;
+        this.push(frame);
         break;
     }
     this.markSlow();
+  }
+
+  private push(frame: Buffer): void {
+    this.queue.push(frame);
+    this.stats.queuedFrames++;
+    this.stats.queuedBytes += frame.length;
   }
 
   private discardOldest(): void {
