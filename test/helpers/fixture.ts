@@ -1,6 +1,6 @@
 // One integration suite's world: its own Redis, the gateways and clients it started, and their
 // cleanup, registered with the suite's hooks so nothing outlives it.
-import { after, before } from 'node:test';
+import { type TestContext, after, before } from 'node:test';
 import { TestClient } from './client.js';
 import { type GatewayProcess, startGateway } from './gateway.js';
 import { type RedisHandle, startRedis } from './redis.js';
@@ -13,6 +13,17 @@ export class Fixture {
   get redis(): RedisHandle {
     if (this.handle === null) throw new Error('the fixture has no Redis yet (use it inside tests)');
     return this.handle;
+  }
+
+  /**
+   * This fixture's Redis if the test may stop, restart or freeze it; otherwise the test is
+   * skipped with the reason (an external REDIS_URL or a container) and null is returned.
+   */
+  controllableRedis(t: TestContext, action: string): RedisHandle | null {
+    const redis = this.redis;
+    if (redis.restartUnsupported === null) return redis;
+    t.skip(`cannot ${action} Redis here: ${redis.restartUnsupported}`);
+    return null;
   }
 
   async start(): Promise<void> {

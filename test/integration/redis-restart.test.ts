@@ -11,11 +11,8 @@ describe('Redis restart', { timeout: 60_000 }, () => {
   const fx = useFixture();
 
   test('readyz goes 503 then 200, publishes fail fast while down, delivery resumes', async (t) => {
-    const { redis } = fx;
-    if (redis.restartUnsupported !== null) {
-      t.skip(`cannot restart Redis here: ${redis.restartUnsupported}`);
-      return;
-    }
+    const redis = fx.controllableRedis(t, 'restart');
+    if (redis === null) return;
     const prefix = uniquePrefix();
     const [a, b] = await Promise.all([fx.gateway({ REDIS_PREFIX: prefix }), fx.gateway({ REDIS_PREFIX: prefix })]);
     const subA = await fx.connect(a.ws(['alpha', 'beta']));
@@ -71,11 +68,8 @@ describe('Redis restart', { timeout: 60_000 }, () => {
   });
 
   test('a frozen Redis (sockets open, nothing answered): readyz 503, publishes refused, recovery on thaw', async (t) => {
-    const { redis } = fx;
-    if (redis.restartUnsupported !== null) {
-      t.skip(`cannot freeze Redis here: ${redis.restartUnsupported}`);
-      return;
-    }
+    const redis = fx.controllableRedis(t, 'freeze');
+    if (redis === null) return;
     const prefix = uniquePrefix();
     const [a, b] = await Promise.all([
       fx.gateway({ REDIS_PREFIX: prefix, REDIS_TIMEOUT_MS: '300' }),
@@ -102,11 +96,8 @@ describe('Redis restart', { timeout: 60_000 }, () => {
   });
 
   test('SIGTERM refuses an upgrade still waiting for its channels and exits 0', async (t) => {
-    const { redis } = fx;
-    if (redis.restartUnsupported !== null) {
-      t.skip(`cannot freeze Redis here: ${redis.restartUnsupported}`);
-      return;
-    }
+    const redis = fx.controllableRedis(t, 'freeze');
+    if (redis === null) return;
     const gateway = await fx.gateway({ REDIS_PREFIX: uniquePrefix(), DRAIN_MS: '200', CLOSE_TIMEOUT_MS: '500' });
     redis.freeze();
     try {
