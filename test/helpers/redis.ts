@@ -78,23 +78,23 @@ function trackClients(): { make(url: string): Redis; closeAll(): void } {
   };
 }
 
-function cannotSignal(): never {
-  throw new Error('only a redis-server started by this helper can be frozen');
-}
-
-async function external(url: string): Promise<RedisHandle> {
+/** A Redis this helper did not start as a process: usable, but never stopped, restarted or frozen. */
+function uncontrolled(url: string, why: string, shutdown: () => Promise<void>): RedisHandle {
   const clients = trackClients();
-  const unsupported = async (): Promise<void> => {
-    throw new Error('cannot restart the Redis given by REDIS_URL');
+  const refuse = (): never => {
+    throw new Error(`cannot stop, restart or freeze this Redis: ${why}`);
   };
   return {
     url,
-    restartUnsupported: 'REDIS_URL points at a Redis this test cannot restart',
-    stop: unsupported,
-    start: unsupported,
-    freeze: cannotSignal,
-    thaw: cannotSignal,
-    close: async () => clients.closeAll(),
+    restartUnsupported: why,
+    stop: async () => refuse(),
+    start: async () => refuse(),
+    freeze: refuse,
+    thaw: refuse,
+    close: async () => {
+      clients.closeAll();
+      await shutdown();
+    },
     client: () => clients.make(url),
   };
 }
@@ -144,29 +144,17 @@ async function container(): Promise<RedisHandle> {
     .withWaitStrategy(Wait.forLogMessage('Ready to accept connections'))
     .start();
   const url = `redis://${started.getHost()}:${started.getMappedPort(6379)}`;
-  const clients = trackClients();
-  const unsupported = async (): Promise<void> => {
-    throw new Error('restarting a container remaps its port');
-  };
-  return {
-    url,
-    restartUnsupported: 'a restarted container gets a new host port',
-    stop: unsupported,
-    start: unsupported,
-    freeze: cannotSignal,
-    thaw: cannotSignal,
-    close: async () => {
-      clients.closeAll();
-      await started.stop();
-    },
-    client: () => clients.make(url),
-  };
+  return uncontrolled(url, 'a restarted container gets a new host port', async () => {
+    await started.stop();
+  });
 }
 
 /** Starts (or finds) a Redis for one test file. Throws NO_REDIS when none can be had. */
 export async function startRedis(): Promise<RedisHandle> {
   const fromEnv = process.env.REDIS_URL;
-  if (fromEnv !== undefined && fromEnv !== '') return external(fromEnv);
+  if (fromEnv !== undefined && fromEnv !== '') {
+    return uncontrolled(fromEnv, 'REDIS_URL points at a Redis this test cannot restart', async () => undefined);
+  }
   if (hasBinary('redis-server')) return binary();
   if (dockerAnswers()) return container();
   throw new Error(NO_REDIS);
