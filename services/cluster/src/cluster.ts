@@ -1,0 +1,160 @@
+// The compose topology as local processes: Redis, gateways on distinct loopback addresses
+// sharing one port, HAProxy from deploy/haproxy/haproxy.cfg finding them through a loopback
+// DNS server, and Prometheus from deploy/prometheus/ scraping them with the same rules.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type DnsServer, startDnsServer } from './dns.js';
+import { loopbackPrometheusConfig } from './prometheus.js';
+import { type Proc, freePortOn, httpStatus, requireFree, requireProgram, startProc, waitFor } from './processes.js';
+
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+export const HAPROXY_CFG = join(ROOT, 'deploy/haproxy/haproxy.cfg');
+export const PROMETHEUS_DIR = join(ROOT, 'deploy/prometheus');
+const GATEWAY_MAIN = fileURLToPath(new URL('../../gateway/src/main.js', import.meta.url));
+/** The name the gateways answer to, as the compose service is called. */
+const GATEWAY_NAME = 'gateway';
+
+export interface ClusterOptions {
+  /** One gateway per address (default 127.0.0.2, .3, .4). */
+  readonly gatewayHosts?: readonly string[];
+  /** 0 picks ports that are free (tests); otherwise fixed ports, checked free. */
+  readonly gatewayPort?: number;
+  readonly lbPort?: number;
+  readonly statsPort?: number;
+  readonly prometheusPort?: number;
+  readonly redisPort?: number;
+  /** Extra gateway settings (DRAIN_MS, queue bounds...). */
+  readonly gatewayEnv?: Readonly<Record<string, string>>;
+  /** Scrape and evaluation interval override, e.g. "1s" for tests. */
+  readonly scrapeInterval?: string;
+  /** Each gateway log line, tagged with its host. */
+  readonly onGatewayLog?: (host: string, line: string) => void;
+}
+
+export interface ClusterGateway {
+  readonly host: string;
+  /** http://host:port */
+  readonly url: string;
+  readonly proc: Proc;
+}
+
+export interface Cluster {
+  readonly redisUrl: string;
+  readonly gateways: readonly ClusterGateway[];
+  /** http://127.0.0.1:port of HAProxy: /ws and /publish go here. */
+  readonly lb: string;
+  readonly stats: string;
+  readonly prometheus: string;
+  readonly dns: DnsServer;
+  /** HAProxy's view of the gateway backend (servers with an address only). */
+  lbServers(): Promise<{ name: string; addr: string; status: string }[]>;
+  stop(): Promise<void>;
+}
+
+const LB_HOST = '127.0.0.1';
+
+/** HAProxy's CSV stats for backend "gateways", without the unfilled server-template slots. */
+async function readLbServers(stats: string): Promise<{ name: string; addr: string; status: string }[]> {
+  const res = await fetch(`${stats}/stats;csv`, { signal: AbortSignal.timeout(2000) });
+  const [header, ...rows] = (await res.text()).split('\n');
+  const cols = header!.replace(/^# /, '').split(',');
+  const at = (name: string): number => cols.indexOf(name);
+  const out: { name: string; addr: string; status: string }[] = [];
+  for (const row of rows) {
+    const f = row.split(',');
+    if (f[at('pxname')] !== 'gateways' || f[at('svname')] === 'BACKEND' || f[at('svname')] === undefined) continue;
+    const addr = f[at('addr')] ?? '';
+    if (addr === '' || addr.startsWith('-')) continue;
+    out.push({ name: f[at('svname')]!, addr, status: f[at('status')] ?? '' });
+  }
+  return out;
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  requireProgram('redis-server');
+  requireProgram('haproxy');
+  requireProgram('prometheus');
+  const hosts = options.gatewayHosts ?? ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
+  const work = await mkdtemp(join(tmpdir(), 'hubcast-cluster-'));
+  const procs: Proc[] = [];
+  let dns: DnsServer | undefined;
+  const stop = async (): Promise<void> => {
+    // Load balancer first, then gateways (they drain), then what they depend on.
+    const order = [...procs].sort((a, b) => rank(a.name) - rank(b.name));
+    for (const proc of order) await proc.stop('SIGTERM', 15_000);
+    await dns?.close();
+    await rm(work, { recursive: true, force: true });
+  };
+  try {
+    const redisPort = await requireFree(LB_HOST, options.redisPort ?? 0, 'redis');
+    const redis = startProc('redis', 'redis-server', ['--port', String(redisPort), '--bind', LB_HOST, '--save', '', '--appendonly', 'no'], {});
+    procs.push(redis);
+    await waitFor(redis, 'accepting connections', async () => redis.tail().includes('Ready to accept connections'));
+    const redisUrl = `redis://${LB_HOST}:${redisPort}`;
+
+    const gatewayPort = options.gatewayPort ? options.gatewayPort : await freePortOn(hosts);
+    for (const host of hosts) if (options.gatewayPort) await requireFree(host, gatewayPort, 'gateway');
+    const gateways: ClusterGateway[] = hosts.map((host) => {
+      const env = { HOST: host, PORT: String(gatewayPort), REDIS_URL: redisUrl, LOG_LEVEL: 'info', ...options.gatewayEnv };
+      const onLine = options.onGatewayLog ? (line: string) => options.onGatewayLog!(host, line) : undefined;
+      const proc = startProc(`gateway ${host}`, process.execPath, [GATEWAY_MAIN], env, onLine);
+      procs.push(proc);
+      return { host, url: `http://${host}:${gatewayPort}`, proc };
+    });
+    for (const g of gateways) await waitFor(g.proc, '/readyz 200', async () => (await httpStatus(`${g.url}/readyz`)) === 200);
+
+    dns = await startDnsServer(LB_HOST, { [GATEWAY_NAME]: hosts });
+    const lbPort = await requireFree(LB_HOST, options.lbPort ?? 0, 'load balancer');
+    const statsPort = await requireFree(LB_HOST, options.statsPort ?? 0, 'load balancer stats');
+    // Only addresses go in: the file itself is deploy/haproxy/haproxy.cfg.
+    const haproxy = startProc('haproxy', 'haproxy', ['-db', '-f', HAPROXY_CFG], {
+      LB_BIND: `${LB_HOST}:${lbPort}`,
+      LB_STATS_BIND: `${LB_HOST}:${statsPort}`,
+      DNS_SERVER: dns.address,
+      GATEWAY_HOST: GATEWAY_NAME,
+      GATEWAY_PORT: String(gatewayPort),
+    });
+    procs.push(haproxy);
+    const stats = `http://${LB_HOST}:${statsPort}`;
+    const lbServers = () => readLbServers(stats);
+    await waitFor(haproxy, `all ${hosts.length} gateways UP`, async () => {
+      const servers = await lbServers();
+      return servers.filter((s) => s.status === 'UP').length === hosts.length;
+    });
+
+    const promPort = await requireFree(LB_HOST, options.prometheusPort ?? 0, 'prometheus');
+    const promConfig = join(work, 'prometheus.yml');
+    await writeFile(
+      promConfig,
+      loopbackPrometheusConfig(await readFile(join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8'), {
+        gateways: hosts.map((h) => `${h}:${gatewayPort}`),
+        jobs: { haproxy: `${LB_HOST}:${statsPort}`, prometheus: `${LB_HOST}:${promPort}` },
+        rulesDir: PROMETHEUS_DIR,
+        interval: options.scrapeInterval,
+      }),
+    );
+    const prometheus = startProc('prometheus', 'prometheus', [
+      `--config.file=${promConfig}`,
+      `--storage.tsdb.path=${join(work, 'data')}`,
+      `--web.listen-address=${LB_HOST}:${promPort}`,
+      '--log.level=warn',
+    ], {});
+    procs.push(prometheus);
+    const promUrl = `http://${LB_HOST}:${promPort}`;
+    await waitFor(prometheus, 'ready', async () => (await httpStatus(`${promUrl}/-/ready`)) === 200, 30_000);
+
+    return { redisUrl, gateways, lb: `http://${LB_HOST}:${lbPort}`, stats, prometheus: promUrl, dns, lbServers, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function rank(name: string): number {
+  if (name === 'haproxy') return 0;
+  if (name === 'prometheus') return 1;
+  if (name.startsWith('gateway')) return 2;
+  return 3;
+}
