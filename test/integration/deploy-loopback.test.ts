@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { type Cluster, startCluster } from '../../services/cluster/src/cluster.js';
 import { CloseCode, CloseReason } from '../../services/gateway/src/codes.js';
 import { TestClient } from '../helpers/client.js';
-import { dashboardQueries, expandGrafana } from '../helpers/dashboard.js';
+import { alertRules, dashboardQueries, expandGrafana } from '../helpers/dashboard.js';
 import { parseMetrics } from '../helpers/gateway.js';
 import { waitUntil, within } from '../helpers/wait.js';
 
@@ -68,6 +68,17 @@ describe('cluster on loopback: HAProxy + 3 gateways + Prometheus', { timeout: 12
     const queries = dashboardQueries();
     assert.ok(queries.length >= 15);
     for (const q of queries) await query(expandGrafana(q.expr));
+    // The alert rules are loaded and evaluate without error against live data.
+    await waitUntil(
+      async () => {
+        const res = (await (await fetch(`${cluster.prometheus}/api/v1/rules?type=alert`)).json()) as {
+          data: { groups: { rules: { name: string; health: string }[] }[] };
+        };
+        const rules = res.data.groups.flatMap((g) => g.rules);
+        return rules.length === alertRules().length && rules.every((r) => r.health === 'ok');
+      },
+      { timeoutMs: 15_000, what: 'every alert rule to evaluate with health ok' },
+    );
     // Prometheus scrapes all three gateways.
     await waitUntil(async () => (await query('sum(up{job="hubcast-gateway"})'))[0]?.value[1] === '3', {
       timeoutMs: 15_000,
