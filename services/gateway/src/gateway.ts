@@ -2,6 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { Auth } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
@@ -70,8 +71,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     readiness: (ready) => log.info({ ready }, ready ? 'bus ready' : 'bus not ready'),
   });
 
+  const auth = new Auth(config);
   const server = createServer(
-    createHttpHandler({ bus, stats, registry: metrics.registry, log, maxMessageBytes: config.maxMessageBytes, isDraining }),
+    {
+      // Against slowloris: a request must complete its headers (and a body its upload) in time;
+      // Node checks every connectionsCheckingInterval, so that is kept well below the timeout.
+      headersTimeout: config.handshakeTimeoutMs,
+      requestTimeout: config.handshakeTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(config.handshakeTimeoutMs / 4)),
+    },
+    createHttpHandler({ bus, stats, registry: metrics.registry, log, maxMessageBytes: config.maxMessageBytes, auth, isDraining }),
   );
   const upgrades = createUpgradeHandler({
     hub,
@@ -80,6 +89,13 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     log,
     maxMessageBytes: config.maxMessageBytes,
     maxChannelsPerClient: config.maxChannelsPerClient,
+    maxConnections: config.maxConnections,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    permessageDeflate: config.permessageDeflate,
+    allowedOrigins: config.allowedOrigins,
+    rateLimitPerSec: config.rateLimitPerSec,
+    rateLimitBurst: config.rateLimitBurst,
+    auth,
     limits: config,
     isDraining,
   });
@@ -93,7 +109,10 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   await bus.start();
   const port = await listen(server, config.port, config.host);
   const heartbeat = setInterval(() => hub.heartbeat(), config.pingIntervalMs);
-  log.info({ port, host: config.host, bus: bus.kind, overflowPolicy: config.overflowPolicy }, 'listening');
+  log.info(
+    { port, host: config.host, bus: bus.kind, overflowPolicy: config.overflowPolicy, auth: auth.tokensRequired },
+    'listening',
+  );
 
   let stopping: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {
