@@ -1,6 +1,6 @@
 // Wires one gateway together: bus, hub, metrics, HTTP and WebSocket, and its orderly shutdown.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Auth } from './auth.js';
 import type { Bus } from './bus/bus.js';
@@ -11,7 +11,7 @@ import type { Config } from './config.js';
 import { createHttpHandler } from './http.js';
 import { Hub } from './hub.js';
 import { createMetrics } from './metrics.js';
-import { Stats } from './stats.js';
+import { Stats, UpgradeRejectReason } from './stats.js';
 import { createUpgradeHandler } from './upgrade.js';
 
 export interface Gateway {
@@ -100,10 +100,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     isDraining,
   });
   server.on('upgrade', upgrades.handle);
-  server.on('clientError', (err: Error, socket) => {
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
     log.debug({ err: err.message }, 'http client error');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+    // Headers (or a body) that did not arrive within HANDSHAKE_TIMEOUT_MS: slowloris, or a dead peer.
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (timedOut) stats.upgradesRejected[UpgradeRejectReason.HandshakeTimeout]++;
+    if (socket.writable) {
+      socket.end(`HTTP/1.1 ${timedOut ? '408 Request Timeout' : '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
+    }
+    // Written, then gone, whether or not the peer ever closes its side.
+    (socket as Socket).destroySoon();
   });
 
   await bus.start();
