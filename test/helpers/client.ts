@@ -38,8 +38,8 @@ export class TestClient {
     ws.on('error', () => undefined);
   }
 
-  static async connect(url: string, timeoutMs = 10_000): Promise<TestClient> {
-    const ws = new WebSocket(url);
+  static async connect(url: string, timeoutMs = 10_000, options?: WebSocket.ClientOptions): Promise<TestClient> {
+    const ws = new WebSocket(url, options);
     const client = new TestClient(ws);
     await within(
       Promise.race([
@@ -109,5 +109,33 @@ export class TestClient {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
+  }
+}
+
+/** The HTTP refusal of an upgrade the gateway turns down: its status, JSON body and headers. */
+export async function upgradeRefusal(
+  url: string,
+  options?: WebSocket.ClientOptions,
+  timeoutMs = 10_000,
+): Promise<{ status: number; code: string; headers: Record<string, string | string[] | undefined> }> {
+  const ws = new WebSocket(url, options);
+  ws.on('error', () => undefined);
+  try {
+    const [, res] = (await within(
+      Promise.race([
+        once(ws, 'unexpected-response'),
+        once(ws, 'open').then(() => {
+          throw new Error(`upgrade to ${url} was accepted`);
+        }),
+      ]),
+      timeoutMs,
+      `the refusal of ${url}`,
+    )) as [unknown, import('node:http').IncomingMessage];
+    let body = '';
+    res.setEncoding('utf8');
+    for await (const chunk of res) body += chunk as string;
+    return { status: res.statusCode ?? 0, code: (JSON.parse(body) as { code: string }).code, headers: res.headers };
+  } finally {
+    ws.terminate();
   }
 }

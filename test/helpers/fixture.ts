@@ -1,6 +1,7 @@
 // One integration suite's world: its own Redis, the gateways and clients it started, and their
 // cleanup, registered with the suite's hooks so nothing outlives it.
 import { type TestContext, after, before } from 'node:test';
+import type { ClientOptions } from 'ws';
 import { TestClient } from './client.js';
 import { type GatewayProcess, startGateway } from './gateway.js';
 import { type RedisHandle, startRedis } from './redis.js';
@@ -38,8 +39,8 @@ export class Fixture {
     return gateway;
   }
 
-  async connect(url: string): Promise<TestClient> {
-    const client = await TestClient.connect(url);
+  async connect(url: string, options?: ClientOptions): Promise<TestClient> {
+    const client = await TestClient.connect(url, 10_000, options);
     this.clients.push(client);
     return client;
   }

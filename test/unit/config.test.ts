@@ -1,7 +1,16 @@
 // loadConfig: documented defaults, frozen result, one-line ConfigErrors naming the bad variable.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { generateKeyPairSync } from 'node:crypto';
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../services/gateway/src/config.js';
+
+const pem = (k: { publicKey: { export(o: { type: 'spki'; format: 'pem' }): string | Buffer } }): string =>
+  k.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+/** Keys the gateway refuses: RSA too short to trust, and a type it pins no algorithm for. */
+const SMALL_RSA_PEM = pem(generateKeyPairSync('rsa', { modulusLength: 1024 }));
+const ED25519_PEM = pem(generateKeyPairSync('ed25519'));
+const RSA_PEM = pem(generateKeyPairSync('rsa', { modulusLength: 2048 }));
+const EC_PEM = pem(generateKeyPairSync('ec', { namedCurve: 'P-256' }));
 
 type Env = Record<string, string | undefined>;
 
@@ -21,6 +30,18 @@ const DEFAULTS = {
   drainMs: 5000,
   closeTimeoutMs: 3000,
   logLevel: 'info',
+  authJwtSecret: undefined,
+  authPublicKey: undefined,
+  authJwksUrl: undefined,
+  authAudience: undefined,
+  authIssuer: undefined,
+  publishApiKey: undefined,
+  allowedOrigins: undefined,
+  maxConnections: 10000,
+  rateLimitPerSec: 1000,
+  rateLimitBurst: 2000,
+  handshakeTimeoutMs: 10000,
+  permessageDeflate: false,
 };
 
 /** Asserts loadConfig(env) throws a one-line ConfigError for `variable`, and returns it. */
@@ -56,6 +77,18 @@ const INVALID: Record<(typeof CONFIG_VARIABLES)[number], string[]> = {
   DRAIN_MS: ['-1', '3600001', 'forever', '1.0'],
   CLOSE_TIMEOUT_MS: ['9', '60001', '0', 'never'],
   LOG_LEVEL: ['loud', 'INFO', 'verbose', 'warning'],
+  AUTH_JWT_SECRET: ['short', 'x'.repeat(31)],
+  AUTH_PUBLIC_KEY: ['not a key', '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----', SMALL_RSA_PEM, ED25519_PEM],
+  AUTH_JWKS_URL: ['not a url', 'ftp://keys.example/jwks', 'file:///etc/jwks.json'],
+  AUTH_AUDIENCE: ['hubcast'],
+  AUTH_ISSUER: ['https://issuer.example'],
+  PUBLISH_API_KEY: ['short', 'k'.repeat(31)],
+  ALLOWED_ORIGINS: ['example.com', 'https://a.example,', 'https://a.example/path', 'ws://a.example', '*'],
+  MAX_CONNECTIONS: ['0', '1000001', 'lots'],
+  RATE_LIMIT_PER_SEC: ['0', '1000001', '1.5', 'fast'],
+  RATE_LIMIT_BURST: ['0', '1000001', 'big'],
+  HANDSHAKE_TIMEOUT_MS: ['99', '120001', '10s'],
+  PERMESSAGE_DEFLATE: ['yes', '1', 'TRUE', 'on'],
 };
 
 describe('loadConfig', () => {
@@ -155,8 +188,53 @@ describe('loadConfig', () => {
         drainMs: 0,
         closeTimeoutMs: 10,
         logLevel: 'silent',
+        authJwtSecret: undefined,
+        authPublicKey: undefined,
+        authJwksUrl: undefined,
+        authAudience: undefined,
+        authIssuer: undefined,
+        publishApiKey: undefined,
+        allowedOrigins: undefined,
+        maxConnections: 10000,
+        rateLimitPerSec: 1000,
+        rateLimitBurst: 2000,
+        handshakeTimeoutMs: 10000,
+        permessageDeflate: false,
       },
     );
+  });
+
+  test('auth: one key source at a time; audience and issuer need one', { timeout: 5000 }, () => {
+    const secret = 's'.repeat(32);
+    assertConfigError({ AUTH_JWT_SECRET: secret, AUTH_PUBLIC_KEY: RSA_PEM }, 'AUTH_PUBLIC_KEY');
+    assertConfigError({ AUTH_JWT_SECRET: secret, AUTH_JWKS_URL: 'https://keys.example/jwks' }, 'AUTH_JWKS_URL');
+    assertConfigError({ AUTH_PUBLIC_KEY: EC_PEM, AUTH_JWKS_URL: 'https://keys.example/jwks' }, 'AUTH_JWKS_URL');
+    const c = loadConfig({ AUTH_JWT_SECRET: secret, AUTH_AUDIENCE: 'hubcast', AUTH_ISSUER: 'me', PUBLISH_API_KEY: 'k'.repeat(40) });
+    assert.deepEqual([c.authJwtSecret, c.authAudience, c.authIssuer, c.publishApiKey], [secret, 'hubcast', 'me', 'k'.repeat(40)]);
+    assert.equal(loadConfig({ AUTH_PUBLIC_KEY: RSA_PEM }).authPublicKey?.trim(), RSA_PEM.trim());
+    assert.equal(loadConfig({ AUTH_PUBLIC_KEY: EC_PEM }).authPublicKey?.trim(), EC_PEM.trim());
+    // A PEM on one line with literal \n, as .env files carry it.
+    const oneLine = RSA_PEM.trim().replace(/\n/g, '\\n');
+    assert.equal(loadConfig({ AUTH_PUBLIC_KEY: oneLine }).authPublicKey, RSA_PEM.trim());
+    assert.equal(loadConfig({ AUTH_JWKS_URL: 'https://keys.example/jwks' }).authJwksUrl, 'https://keys.example/jwks');
+  });
+
+  test('limits and origins parse', { timeout: 5000 }, () => {
+    const c = loadConfig({
+      ALLOWED_ORIGINS: 'https://App.example, http://localhost:3000',
+      MAX_CONNECTIONS: '5',
+      RATE_LIMIT_PER_SEC: '10',
+      RATE_LIMIT_BURST: '20',
+      HANDSHAKE_TIMEOUT_MS: '500',
+      PERMESSAGE_DEFLATE: 'true',
+    });
+    assert.deepEqual(c.allowedOrigins, ['https://app.example', 'http://localhost:3000']);
+    assert.ok(Object.isFrozen(c.allowedOrigins));
+    assert.deepEqual(
+      [c.maxConnections, c.rateLimitPerSec, c.rateLimitBurst, c.handshakeTimeoutMs, c.permessageDeflate],
+      [5, 10, 20, 500, true],
+    );
+    assert.equal(loadConfig({ PERMESSAGE_DEFLATE: 'false' }).permessageDeflate, false);
   });
 
   test('accepts PORT 0 and the range edges', { timeout: 5000 }, () => {

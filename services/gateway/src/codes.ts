@@ -10,12 +10,16 @@ export const CloseCode = {
   ProtocolError: 1002,
   /** Invalid frame payload data: a text frame that is not valid UTF-8 (set by ws). */
   InvalidPayload: 1007,
+  /** Policy violation: the client kept sending over its rate limit (RATE_LIMIT_PER_SEC, RATE_LIMIT_BURST). */
+  PolicyViolation: 1008,
   /** Message too big: an inbound frame exceeded MAX_MESSAGE_BYTES. */
   MessageTooBig: 1009,
   /** Internal error: an unexpected server fault while handling this connection. */
   InternalError: 1011,
   /** Try again later: the client could not keep up (slow consumer) and was evicted. */
   TryAgainLater: 1013,
+  /** Token expired: the connection's token passed its exp. Get a fresh token and reconnect. */
+  TokenExpired: 4001,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
@@ -26,6 +30,8 @@ export const CloseReason = {
   SlowConsumer: 'slow consumer',
   HeartbeatTimeout: 'heartbeat timeout',
   InternalError: 'internal error',
+  RateLimited: 'rate limit exceeded',
+  TokenExpired: 'token expired',
 } as const;
 
 export const ErrorCode = {
@@ -43,6 +49,14 @@ export const ErrorCode = {
   TooManyChannels: 'too_many_channels',
   /** Too many of this connection's commands are waiting on the bus; wait for their replies. */
   TooManyPending: 'too_many_pending',
+  /** The client sent faster than its rate limit; the frame was ignored. Connection stays open. */
+  RateLimited: 'rate_limited',
+  /** The token does not grant this channel (or the origin is not allowed). Connection stays open (HTTP 403). */
+  Forbidden: 'forbidden',
+  /** No valid token or API key was presented (HTTP 401). */
+  Unauthorized: 'unauthorized',
+  /** The gateway already holds MAX_CONNECTIONS connections (HTTP 503 at upgrade). */
+  TooManyConnections: 'too_many_connections',
   /** The encoded message exceeds MAX_MESSAGE_BYTES (HTTP 413). */
   MessageTooLarge: 'message_too_large',
   /** The bus (Redis) is down, so the publish was rejected and not sent (HTTP 503). */

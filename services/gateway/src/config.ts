@@ -4,6 +4,8 @@
 export const OVERFLOW_POLICIES = ['drop-oldest', 'drop-newest', 'evict'] as const;
 export type OverflowPolicy = (typeof OVERFLOW_POLICIES)[number];
 
+import { createPublicKey } from 'node:crypto';
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -23,6 +25,18 @@ export interface Config {
   readonly drainMs: number;
   readonly closeTimeoutMs: number;
   readonly logLevel: LogLevel;
+  readonly authJwtSecret: string | undefined;
+  readonly authPublicKey: string | undefined;
+  readonly authJwksUrl: string | undefined;
+  readonly authAudience: string | undefined;
+  readonly authIssuer: string | undefined;
+  readonly publishApiKey: string | undefined;
+  readonly allowedOrigins: readonly string[] | undefined;
+  readonly maxConnections: number;
+  readonly rateLimitPerSec: number;
+  readonly rateLimitBurst: number;
+  readonly handshakeTimeoutMs: number;
+  readonly permessageDeflate: boolean;
 }
 
 /** A bad setting: the message is the one line printed before exiting. */
@@ -105,6 +119,89 @@ function host(env: Env): string {
   return raw.trim();
 }
 
+function optional(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new ConfigError(name, `must be true or false (got ${JSON.stringify(env[name])})`);
+}
+
+/** Shorter secrets can be brute-forced offline from any one token (RFC 7518 3.2: at least 256 bits). */
+const MIN_SECRET_CHARS = 32;
+
+function secret(env: Env, name: string, minChars: number): string | undefined {
+  const value = optional(env, name);
+  if (value !== undefined && value.length < minChars) {
+    throw new ConfigError(name, `must be at least ${minChars} characters (got ${value.length})`);
+  }
+  return value;
+}
+
+/** A PEM public key of a kind the gateway pins an algorithm for: RSA (RS256) or EC P-256 (ES256). */
+function publicKey(env: Env): string | undefined {
+  const raw = optional(env, 'AUTH_PUBLIC_KEY');
+  if (raw === undefined) return undefined;
+  // Environment files often carry a PEM on one line with literal \n.
+  const pem = raw.replace(/\\n/g, '\n');
+  const bad = (why: string): ConfigError =>
+    new ConfigError('AUTH_PUBLIC_KEY', `must be a PEM RSA (2048 bits or more) or EC P-256 public key (${why})`);
+  let key;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    throw bad('not a PEM public key');
+  }
+  const details = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === 'rsa' && (details.modulusLength ?? 0) >= 2048) return pem;
+  if (key.asymmetricKeyType === 'ec' && details.namedCurve === 'prime256v1') return pem;
+  throw bad(`got ${key.asymmetricKeyType ?? 'unknown'} ${details.modulusLength ?? details.namedCurve ?? ''}`.trim());
+}
+
+function jwksUrl(env: Env): string | undefined {
+  const raw = optional(env, 'AUTH_JWKS_URL');
+  if (raw === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+    throw new ConfigError('AUTH_JWKS_URL', `must be an https:// or http:// URL (got ${JSON.stringify(env.AUTH_JWKS_URL)})`);
+  }
+  return url.toString();
+}
+
+/** Comma-separated origins (scheme://host[:port]), normalised as browsers send them. */
+function origins(env: Env): readonly string[] | undefined {
+  const raw = optional(env, 'ALLOWED_ORIGINS');
+  if (raw === undefined) return undefined;
+  const out: string[] = [];
+  for (const item of raw.split(',')) {
+    let origin: string | undefined;
+    try {
+      const url = new URL(item.trim());
+      if ((url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/' && !url.search) origin = url.origin;
+    } catch {
+      origin = undefined;
+    }
+    if (origin === undefined) {
+      throw new ConfigError(
+        'ALLOWED_ORIGINS',
+        `must be a comma-separated list of origins like https://app.example.com (got ${JSON.stringify(item.trim())})`,
+      );
+    }
+    out.push(origin);
+  }
+  return Object.freeze(out);
+}
+
 const HOUR_MS = 3_600_000;
 /** The largest header of an unmasked server-to-client WebSocket frame. */
 const MAX_FRAME_HEADER_BYTES = 10;
@@ -142,7 +239,42 @@ export function loadConfig(env: Env = process.env): Config {
     closeTimeoutMs: int(env, 'CLOSE_TIMEOUT_MS', { min: 10, max: 60_000, fallback: 3000 }),
     // pino log level.
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    // Token auth (auth.ts): at most one key source. HS256 shared secret.
+    authJwtSecret: secret(env, 'AUTH_JWT_SECRET', MIN_SECRET_CHARS),
+    // PEM public key: RSA pins RS256, EC P-256 pins ES256.
+    authPublicKey: publicKey(env),
+    // Remote JWKS (RS256/ES256 keys chosen by kid), fetched and cached by jose.
+    authJwksUrl: jwksUrl(env),
+    // When set, tokens must carry this aud.
+    authAudience: optional(env, 'AUTH_AUDIENCE'),
+    // When set, tokens must carry this iss.
+    authIssuer: optional(env, 'AUTH_ISSUER'),
+    // Bearer key that may POST /publish to any channel (for backends), with or without token auth.
+    publishApiKey: secret(env, 'PUBLISH_API_KEY', MIN_SECRET_CHARS),
+    // Browser origins allowed to open a WebSocket; unset allows any.
+    allowedOrigins: origins(env),
+    // Open connections plus upgrades in progress, per gateway; more get 503.
+    maxConnections: int(env, 'MAX_CONNECTIONS', { min: 1, max: 1_000_000, fallback: 10_000 }),
+    // Per-client inbound token bucket: frames per second refilled...
+    rateLimitPerSec: int(env, 'RATE_LIMIT_PER_SEC', { min: 1, max: 1_000_000, fallback: 1000 }),
+    // ...and bucket size; a client with more than this many frames refused in one second is closed (1008).
+    rateLimitBurst: int(env, 'RATE_LIMIT_BURST', { min: 1, max: 1_000_000, fallback: 2000 }),
+    // An HTTP request or upgrade must complete its headers (and an upgrade its handshake) this fast.
+    handshakeTimeoutMs: int(env, 'HANDSHAKE_TIMEOUT_MS', { min: 100, max: 120_000, fallback: 10_000 }),
+    // Accept compressed frames from clients (bounded: inflated size counts against MAX_MESSAGE_BYTES).
+    permessageDeflate: bool(env, 'PERMESSAGE_DEFLATE', false),
   };
+  const keySources = (['AUTH_JWT_SECRET', 'AUTH_PUBLIC_KEY', 'AUTH_JWKS_URL'] as const).filter(
+    (name) => optional(env, name) !== undefined,
+  );
+  if (keySources.length > 1) {
+    throw new ConfigError(keySources[1]!, `cannot be set together with ${keySources[0]}: set exactly one token key source`);
+  }
+  for (const name of ['AUTH_AUDIENCE', 'AUTH_ISSUER'] as const) {
+    if (optional(env, name) !== undefined && keySources.length === 0) {
+      throw new ConfigError(name, 'needs AUTH_JWT_SECRET, AUTH_PUBLIC_KEY or AUTH_JWKS_URL to be set');
+    }
+  }
   // The queue holds frames: the largest accepted message plus its WebSocket header must fit.
   if (config.queueMaxBytes < config.maxMessageBytes + MAX_FRAME_HEADER_BYTES) {
     throw new ConfigError(
@@ -170,4 +302,16 @@ export const CONFIG_VARIABLES = [
   'DRAIN_MS',
   'CLOSE_TIMEOUT_MS',
   'LOG_LEVEL',
+  'AUTH_JWT_SECRET',
+  'AUTH_PUBLIC_KEY',
+  'AUTH_JWKS_URL',
+  'AUTH_AUDIENCE',
+  'AUTH_ISSUER',
+  'PUBLISH_API_KEY',
+  'ALLOWED_ORIGINS',
+  'MAX_CONNECTIONS',
+  'RATE_LIMIT_PER_SEC',
+  'RATE_LIMIT_BURST',
+  'HANDSHAKE_TIMEOUT_MS',
+  'PERMESSAGE_DEFLATE',
 ] as const;

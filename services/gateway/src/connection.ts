@@ -1,9 +1,12 @@
-// What one connected client may do: subscribe, unsubscribe, publish. Every bad input gets an
-// error frame and the connection stays open; ws itself closes on framing faults (1002, 1007, 1009).
+// What one connected client may do: subscribe, unsubscribe, publish, within its token's channel
+// patterns and its rate limit. Every bad input gets an error frame and the connection stays open;
+// ws itself closes on framing faults (1002, 1007, 1009); sustained rate abuse closes with 1008 and
+// an expired token with 4001.
 import type { Logger } from 'pino';
+import type { Grant } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import type { Client } from './client.js';
-import { ErrorCode } from './codes.js';
+import { CloseCode, CloseReason, ErrorCode } from './codes.js';
 import type { Hub } from './hub.js';
 import {
   type Command,
@@ -14,7 +17,8 @@ import {
   parseCommand,
   tryEncodeMessage,
 } from './protocol.js';
-import { PublishRejectReason, type Stats } from './stats.js';
+import { TokenBucket, Verdict } from './ratelimit.js';
+import { PolicyCloseReason, PublishRejectReason, type Stats } from './stats.js';
 
 /**
  * Commands one connection may have waiting on the bus (publishes, subscribes with an id).
@@ -28,18 +32,55 @@ export interface ConnectionContext {
   readonly stats: Stats;
   readonly log: Logger;
   readonly maxMessageBytes: number;
+  readonly rateLimitPerSec: number;
+  readonly rateLimitBurst: number;
 }
 
-export function attachConnection(ctx: ConnectionContext, client: Client): void {
+/** setTimeout's longest delay; a later expiry re-arms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function attachConnection(ctx: ConnectionContext, client: Client, grant: Grant): void {
   const { ws } = client;
+  const bucket = new TokenBucket(ctx.rateLimitPerSec, ctx.rateLimitBurst, performance.now());
+  /** False when the frame must be dropped: over the rate limit (told once per run, closed on abuse). */
+  const admit = (): boolean => {
+    const verdict = bucket.take(performance.now());
+    if (verdict === Verdict.Ok) return true;
+    ctx.stats.rateLimited++;
+    if (verdict === Verdict.Refused) {
+      sendError(ctx, client, ErrorCode.RateLimited, `over ${ctx.rateLimitPerSec} frames/s; frames are being ignored`);
+    } else if (verdict === Verdict.Abuse && !client.isClosing) {
+      ctx.stats.policyCloses[PolicyCloseReason.RateLimited]++;
+      ctx.hub.disconnect(client, CloseCode.PolicyViolation, CloseReason.RateLimited);
+    }
+    return false;
+  };
+
+  let expiry: NodeJS.Timeout | null = null;
+  const armExpiry = (): void => {
+    const left = grant.expiresAt - Date.now();
+    if (left > MAX_TIMER_MS) {
+      expiry = setTimeout(armExpiry, MAX_TIMER_MS);
+      return;
+    }
+    expiry = setTimeout(() => {
+      expiry = null;
+      if (client.isClosing) return;
+      ctx.stats.policyCloses[PolicyCloseReason.TokenExpired]++;
+      ctx.hub.disconnect(client, CloseCode.TokenExpired, CloseReason.TokenExpired);
+    }, Math.max(0, left));
+  };
+  if (Number.isFinite(grant.expiresAt)) armExpiry();
+
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     client.alive = true;
+    if (!admit()) return;
     if (isBinary) {
       sendError(ctx, client, ErrorCode.BinaryNotSupported, 'send JSON text frames');
       return;
     }
     try {
-      handleCommand(ctx, client, data.toString('utf8'));
+      handleCommand(ctx, client, grant, data.toString('utf8'));
     } catch (err) {
       // A bug, not bad input (that gets an error frame): close this client, keep serving the rest.
       ctx.log.error({ client: client.id, err: (err as Error).message }, 'command handler failed');
@@ -51,16 +92,19 @@ export function attachConnection(ctx: ConnectionContext, client: Client): void {
   });
   ws.on('ping', (data: Buffer) => {
     client.alive = true;
-    client.pong(data);
+    if (admit()) client.pong(data);
   });
   ws.on('error', (err: Error & { code?: string }) => {
     // ws has already chosen the close code (1009 for MAX_MESSAGE_BYTES, 1007 for bad UTF-8, ...).
     ctx.log.debug({ client: client.id, err: err.message, code: err.code }, 'websocket error');
   });
-  ws.on('close', () => ctx.hub.unregister(client));
+  ws.on('close', () => {
+    if (expiry !== null) clearTimeout(expiry);
+    ctx.hub.unregister(client);
+  });
 }
 
-function handleCommand(ctx: ConnectionContext, client: Client, text: string): void {
+function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, text: string): void {
   const command = parseCommand(text);
   if (isProtocolError(command)) {
     if (command.op === 'publish') ctx.stats.publishesRejected.ws[PublishRejectReason.Invalid]++;
@@ -69,6 +113,10 @@ function handleCommand(ctx: ConnectionContext, client: Client, text: string): vo
   }
   switch (command.op) {
     case 'subscribe':
+      if (!grant.subscribe.allows(command.channel)) {
+        sendError(ctx, client, ErrorCode.Forbidden, 'the token does not allow subscribing to this channel', command.id);
+        return;
+      }
       subscribe(ctx, client, command);
       return;
     case 'unsubscribe':
@@ -76,6 +124,11 @@ function handleCommand(ctx: ConnectionContext, client: Client, text: string): vo
       if (command.id !== undefined) client.reply(encodeAck(command.id));
       return;
     case 'publish':
+      if (!grant.publish.allows(command.channel)) {
+        ctx.stats.publishesRejected.ws[PublishRejectReason.Forbidden]++;
+        sendError(ctx, client, ErrorCode.Forbidden, 'the token does not allow publishing to this channel', command.id);
+        return;
+      }
       publish(ctx, client, command);
       return;
   }

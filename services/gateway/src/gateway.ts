@@ -1,7 +1,8 @@
 // Wires one gateway together: bus, hub, metrics, HTTP and WebSocket, and its orderly shutdown.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { Auth } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
@@ -10,7 +11,7 @@ import type { Config } from './config.js';
 import { createHttpHandler } from './http.js';
 import { Hub } from './hub.js';
 import { createMetrics } from './metrics.js';
-import { Stats } from './stats.js';
+import { Stats, UpgradeRejectReason } from './stats.js';
 import { createUpgradeHandler } from './upgrade.js';
 
 export interface Gateway {
@@ -70,8 +71,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     readiness: (ready) => log.info({ ready }, ready ? 'bus ready' : 'bus not ready'),
   });
 
+  const auth = new Auth(config);
   const server = createServer(
-    createHttpHandler({ bus, stats, registry: metrics.registry, log, maxMessageBytes: config.maxMessageBytes, isDraining }),
+    {
+      // Against slowloris: a request must complete its headers (and a body its upload) in time;
+      // Node checks every connectionsCheckingInterval, so that is kept well below the timeout.
+      headersTimeout: config.handshakeTimeoutMs,
+      requestTimeout: config.handshakeTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(config.handshakeTimeoutMs / 4)),
+    },
+    createHttpHandler({ bus, stats, registry: metrics.registry, log, maxMessageBytes: config.maxMessageBytes, auth, isDraining }),
   );
   const upgrades = createUpgradeHandler({
     hub,
@@ -80,20 +89,36 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     log,
     maxMessageBytes: config.maxMessageBytes,
     maxChannelsPerClient: config.maxChannelsPerClient,
+    maxConnections: config.maxConnections,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    permessageDeflate: config.permessageDeflate,
+    allowedOrigins: config.allowedOrigins,
+    rateLimitPerSec: config.rateLimitPerSec,
+    rateLimitBurst: config.rateLimitBurst,
+    auth,
     limits: config,
     isDraining,
   });
   server.on('upgrade', upgrades.handle);
-  server.on('clientError', (err: Error, socket) => {
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
     log.debug({ err: err.message }, 'http client error');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+    // Headers (or a body) that did not arrive within HANDSHAKE_TIMEOUT_MS: slowloris, or a dead peer.
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (timedOut) stats.upgradesRejected[UpgradeRejectReason.HandshakeTimeout]++;
+    if (socket.writable) {
+      socket.end(`HTTP/1.1 ${timedOut ? '408 Request Timeout' : '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
+    }
+    // Written, then gone, whether or not the peer ever closes its side.
+    (socket as Socket).destroySoon();
   });
 
   await bus.start();
   const port = await listen(server, config.port, config.host);
   const heartbeat = setInterval(() => hub.heartbeat(), config.pingIntervalMs);
-  log.info({ port, host: config.host, bus: bus.kind, overflowPolicy: config.overflowPolicy }, 'listening');
+  log.info(
+    { port, host: config.host, bus: bus.kind, overflowPolicy: config.overflowPolicy, auth: auth.tokensRequired },
+    'listening',
+  );
 
   let stopping: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {

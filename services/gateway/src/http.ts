@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { type Auth, type Grant, isAuthFailure } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import { ErrorCode } from './codes.js';
 import { isProtocolError, parsePublishBody, tryEncodeMessage } from './protocol.js';
@@ -13,6 +14,7 @@ export interface HttpContext {
   readonly registry: Registry;
   readonly log: Logger;
   readonly maxMessageBytes: number;
+  readonly auth: Auth;
   isDraining(): boolean;
 }
 
@@ -98,12 +100,36 @@ function metrics(ctx: HttpContext, res: ServerResponse): void {
   );
 }
 
+type Reject = (status: number, code: ErrorCode, reason: PublishRejectReason, message: string) => void;
+
+/** Credentials first, so an unauthenticated caller cannot make the gateway read or parse a body. */
 function publish(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
   const { stats } = ctx;
-  const reject = (status: number, code: ErrorCode, reason: PublishRejectReason, message: string): void => {
+  const reject: Reject = (status, code, reason, message) => {
     stats.publishesRejected.http[reason]++;
-    sendError(res, status, code, message, status === 413 ? { connection: 'close' } : undefined);
+    const headers: Record<string, string> = {};
+    if (status === 413 || status === 401) headers.connection = 'close';
+    if (status === 401) headers['www-authenticate'] = 'Bearer';
+    sendError(res, status, code, message, headers);
   };
+  ctx.auth.publisher(req).then(
+    (result) => {
+      if (isAuthFailure(result)) {
+        reject(401, ErrorCode.Unauthorized, PublishRejectReason.Unauthorized, result.message);
+        req.resume();
+        return;
+      }
+      readAndPublish(ctx, req, res, result, reject);
+    },
+    (err: Error) => {
+      ctx.log.error({ err: err.message }, 'publish auth failed');
+      if (!res.headersSent) sendError(res, 500, ErrorCode.InternalError, 'internal error');
+    },
+  );
+}
+
+function readAndPublish(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, grant: Grant, reject: Reject): void {
+  const { stats } = ctx;
   const tooLarge = `body exceeds MAX_MESSAGE_BYTES (${ctx.maxMessageBytes})`;
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > ctx.maxMessageBytes) {
@@ -132,6 +158,10 @@ function publish(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): v
     const body = parsePublishBody(Buffer.concat(chunks, size).toString('utf8'));
     if (isProtocolError(body)) {
       reject(400, body.error, PublishRejectReason.Invalid, body.message);
+      return;
+    }
+    if (!grant.publish.allows(body.channel)) {
+      reject(403, ErrorCode.Forbidden, PublishRejectReason.Forbidden, 'the token does not allow publishing to this channel');
       return;
     }
     const payload = tryEncodeMessage(body.channel, body.data);

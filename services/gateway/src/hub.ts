@@ -127,9 +127,14 @@ export class Hub implements ClientOwner {
 
   /** Closes a client whose handling failed unexpectedly (1011), keeping everyone else served. */
   evictForError(client: Client): void {
+    this.disconnect(client, CloseCode.InternalError, CloseReason.InternalError);
+  }
+
+  /** Takes the client out of every channel now and closes it with this code (policy closes). */
+  disconnect(client: Client, code: number, reason: string): void {
     if (client.isClosing) return;
     this.detach(client);
-    client.close(CloseCode.InternalError, CloseReason.InternalError);
+    client.close(code, reason);
   }
 
   /** Pings every client; one that has not answered the previous ping is terminated. */

@@ -2,7 +2,14 @@
 // Every label value comes from a server-chosen set (codes.ts, stats.ts), never from client input.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DropReason, ErrorCode, EvictReason } from './codes.js';
-import { type BusConnection, PUBLISH_SOURCES, PublishRejectReason, type Stats } from './stats.js';
+import {
+  type BusConnection,
+  PUBLISH_SOURCES,
+  PolicyCloseReason,
+  PublishRejectReason,
+  type Stats,
+  UpgradeRejectReason,
+} from './stats.js';
 
 export interface MetricsSources {
   readonly stats: Stats;
@@ -74,7 +81,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Counter({
     name: 'hubcast_publishes_rejected_total',
-    help: 'Publishes rejected and not sent, by source (ws, http) and reason (bus_unavailable, invalid, too_large, too_many_pending).',
+    help: 'Publishes rejected and not sent, by source (ws, http) and reason (bus_unavailable, invalid, too_large, too_many_pending, unauthorized, forbidden).',
     labelNames: ['source', 'reason'],
     registers: [registry],
     collect() {
@@ -179,6 +186,35 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
     collect() {
       this.set(sources.subscriptionCount());
+    },
+  });
+  new Counter({
+    name: 'hubcast_upgrades_rejected_total',
+    help: 'WebSocket upgrades refused before the handshake, by reason (invalid, unauthorized, forbidden, too_many_connections, draining, handshake_timeout).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const reason of Object.values(UpgradeRejectReason)) this.inc({ reason }, stats.upgradesRejected[reason]);
+    },
+  });
+  new Counter({
+    name: 'hubcast_rate_limited_total',
+    help: 'Inbound frames (messages, pings) refused by the per-client rate limit.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.rateLimited);
+    },
+  });
+  new Counter({
+    name: 'hubcast_clients_closed_total',
+    help: 'Clients closed by policy, by reason (rate_limited: 1008, token_expired: 4001).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const reason of Object.values(PolicyCloseReason)) this.inc({ reason }, stats.policyCloses[reason]);
     },
   });
   new Gauge({
