@@ -29,6 +29,8 @@ export interface Figures {
   gapDeliveries: number;
   duplicates: number;
   unaccounted: number;
+  /** Unconfirmed publishes that did arrive (per gateway; summed over gateways in the total). */
+  unconfirmedArrived: number;
 }
 
 export interface Ledger {
@@ -51,6 +53,7 @@ function zero(): Figures {
     gapDeliveries: 0,
     duplicates: 0,
     unaccounted: 0,
+    unconfirmedArrived: 0,
   };
 }
 
@@ -99,11 +102,12 @@ export async function account(publishers: readonly LoadPublisher[], views: reado
     f.dropped = sum(metrics, 'hubcast_messages_dropped_total');
     f.gaps = metrics.get('hubcast_bus_gaps_total') ?? Number.NaN;
     f.duplicates = metrics.get('hubcast_bus_duplicates_total') ?? Number.NaN;
-    const unconfirmedLost = unconfirmed.filter((s) => !busReceived.has(s.key)).length;
+    f.unconfirmedArrived = unconfirmed.filter((s) => busReceived.has(s.key)).length;
+    const unconfirmedLost = unconfirmed.length - f.unconfirmedArrived;
     f.gapDeliveries = n * (f.gaps - unconfirmedLost);
     f.unaccounted = f.expected - f.delivered - f.dropped - f.gapDeliveries;
     perGateway[view.name] = f;
-    for (const k of ['expected', 'delivered', 'dropped', 'gaps', 'gapDeliveries', 'duplicates', 'unaccounted'] as const) {
+    for (const k of ['expected', 'delivered', 'dropped', 'gaps', 'gapDeliveries', 'duplicates', 'unaccounted', 'unconfirmedArrived'] as const) {
       total[k] += f[k];
     }
   }
