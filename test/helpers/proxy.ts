@@ -1,7 +1,9 @@
 // A loopback TCP proxy in front of Redis that a test can starve: stop one direction of one
 // connection (TCP stays up, nothing flows; what the server sends waits in its buffers), resume
 // it, or cut the connection as a network reset would. Connections are told apart by what the
-// client sent first (ioredis sends CLIENT SETNAME, e.g. hubcast-sub).
+// client sent first (ioredis sends CLIENT SETNAME, e.g. hubcast-sub). It can also drop just the
+// pub/sub message pushes server-to-client (RESP2-aware), so the connection still answers PING and
+// SUBSCRIBE but never receives a message: the starvation only an end-to-end probe can see.
 import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
 
 export interface ProxiedConnection {
@@ -14,9 +16,43 @@ export interface ProxiedConnection {
   starve(): void;
   /** Forwards server-to-client again, including everything held back. */
   feed(): void;
+  /** Drops every pub/sub message push server-to-client from now on (replies still pass). */
+  dropPushes(drop: boolean): void;
+  /** Message pushes dropped so far. */
+  readonly droppedPushes: number;
   /** Destroys both sides: a reset the client notices. */
   cut(): void;
 }
+
+/** End of the RESP2 value starting at offset, or -1 if it is not complete yet. */
+function valueEnd(buf: Buffer, offset: number): number {
+  const lineEnd = buf.indexOf('\r\n', offset);
+  if (lineEnd < 0) return -1;
+  const type = String.fromCharCode(buf[offset]!);
+  const n = Number(buf.toString('latin1', offset + 1, lineEnd));
+  switch (type) {
+    case '+':
+    case '-':
+    case ':':
+      return lineEnd + 2;
+    case '$':
+      if (n < 0) return lineEnd + 2;
+      return buf.length >= lineEnd + 2 + n + 2 ? lineEnd + 2 + n + 2 : -1;
+    case '*': {
+      let at = lineEnd + 2;
+      for (let i = 0; i < n; i++) {
+        if (at >= buf.length) return -1;
+        at = valueEnd(buf, at);
+        if (at < 0) return -1;
+      }
+      return at;
+    }
+    default:
+      throw new Error(`proxy: not RESP2 (type byte ${JSON.stringify(type)})`);
+  }
+}
+
+const MESSAGE_PUSH = Buffer.from('*3\r\n$7\r\nmessage\r\n');
 
 export interface TcpProxy {
   readonly url: string;
@@ -46,8 +82,24 @@ export async function startProxy(targetHost: string, targetPort: number): Promis
     });
     upstream.on('drain', () => client.resume());
     let starved = false;
+    let dropping = false;
+    let droppedPushes = 0;
+    // Server-to-client bytes are cut at RESP value boundaries so pushes can be dropped whole.
+    let pending: Buffer = Buffer.alloc(0);
     upstream.on('data', (chunk: Buffer) => {
-      if (!client.write(chunk)) upstream.pause();
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      let at = 0;
+      const out: Buffer[] = [];
+      for (;;) {
+        const end = at < pending.length ? valueEnd(pending, at) : -1;
+        if (end < 0) break;
+        const value = pending.subarray(at, end);
+        if (dropping && value.subarray(0, MESSAGE_PUSH.length).equals(MESSAGE_PUSH)) droppedPushes++;
+        else out.push(value);
+        at = end;
+      }
+      pending = pending.subarray(at);
+      if (out.length > 0 && !client.write(Buffer.concat(out))) upstream.pause();
     });
     client.on('drain', () => {
       if (!starved) upstream.resume();
@@ -72,6 +124,12 @@ export async function startProxy(targetHost: string, targetPort: number): Promis
       feed: () => {
         starved = false;
         upstream.resume();
+      },
+      dropPushes: (drop) => {
+        dropping = drop;
+      },
+      get droppedPushes() {
+        return droppedPushes;
       },
       cut,
     });

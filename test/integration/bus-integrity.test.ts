@@ -141,4 +141,49 @@ describe('bus integrity', { timeout: 60_000 }, () => {
     assert.equal(m.get('hubcast_bus_duplicates_total'), 0);
     assert.equal(await other.metric('hubcast_bus_gaps_total'), 0);
   });
+
+  test('a subscriber that answers PING and SUBSCRIBE but gets no message: only the probe sees it; the losses are gaps', async (t) => {
+    const target = new URL(fx.redis.url);
+    const proxy = await startProxy(target.hostname, Number(target.port));
+    t.after(() => proxy.close());
+    const prefix = uniquePrefix();
+    const deaf = await fx.gateway({
+      REDIS_URL: proxy.url,
+      REDIS_PREFIX: prefix,
+      BUS_PROBE_INTERVAL_MS: '200',
+      BUS_PROBE_TIMEOUT_MS: '500',
+    });
+    const other = await fx.gateway({ REDIS_PREFIX: prefix });
+    const sub = await fx.connect(deaf.ws(['d']));
+    const publisher = await fx.connect(other.ws());
+    const publish = async (data: string): Promise<void> => {
+      assert.equal((await publisher.request({ op: 'publish', channel: 'd', data })).op, 'ack');
+    };
+    await publish('first');
+    await sub.waitFor((f) => f.data === 'first');
+
+    const [subConn] = proxy.find('hubcast-sub');
+    assert.ok(subConn);
+    subConn.dropPushes(true);
+    await deaf.waitReady(503, 10_000);
+    for (let i = 0; i < 3; i++) await publish(`lost-${i}`);
+    // A subscribe on the deaf connection is still confirmed: SUBSCRIBE replies pass, pushes do not.
+    const late = await fx.connect(deaf.ws());
+    assert.equal((await late.request({ op: 'subscribe', channel: 'other' })).op, 'ack');
+    // Ten late probes, one per 200 ms after the first 500 ms: over two health PING rounds (one a
+    // second), and the PINGs keep succeeding.
+    await waitUntil(async () => (await deaf.metric('hubcast_bus_probe_failures_total')) >= 10, { what: '10 late probes' });
+    assert.ok(!deaf.logs.some((l) => l.msg === 'redis not answering'), 'the health PING never failed');
+    assert.ok(deaf.logs.some((l) => l.msg === 'bus probe did not come back: subscriber starved'));
+    assert.equal(await deaf.metric('hubcast_bus_connected{connection="subscriber"}'), 1);
+    assert.equal(await deaf.readyz(), 503);
+
+    subConn.dropPushes(false);
+    await deaf.waitReady(200, 10_000);
+    await publish('last');
+    await sub.waitFor((f) => f.data === 'last');
+    assert.deepEqual(sub.messages('d').map((f) => f.data), ['first', 'last']);
+    assert.ok(subConn.droppedPushes >= 3);
+    assert.equal(await deaf.metric('hubcast_bus_gaps_total'), 3, 'the three lost messages counted when the next one came');
+  });
 });

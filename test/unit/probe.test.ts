@@ -9,6 +9,7 @@ class Host implements ProbeHost {
   sendable = true;
   readonly sent: Buffer[] = [];
   readonly changes: boolean[] = [];
+  readonly reasons: string[] = [];
   probe!: Probe;
   private waiters: (() => void)[] = [];
 
@@ -19,8 +20,9 @@ class Host implements ProbeHost {
     this.sent.push(payload);
     if (this.echo) setImmediate(() => this.probe.received(payload));
   }
-  changed(ok: boolean): void {
+  changed(ok: boolean, why: string): void {
     this.changes.push(ok);
+    this.reasons.push(why);
     for (const w of this.waiters.splice(0)) w();
   }
   /** Resolves at the next state change. */
@@ -67,6 +69,7 @@ describe('Probe', () => {
     changed = host.next();
     await changed;
     assert.deepEqual(host.changes, [true, false, true]);
+    assert.deepEqual(host.reasons, ['echo', 'timeout', 'echo']);
   });
 
   test('reset requires a fresh echo; the interval sends only while the host can send', (t) => {

@@ -14,8 +14,8 @@ export interface ProbeHost {
   canSend(): boolean;
   /** Publishes one probe payload on the gateway's private channel; failures just mean no echo. */
   send(payload: Buffer): void;
-  /** The probe state flipped. */
-  changed(ok: boolean): void;
+  /** The probe state flipped: a probe came back, one timed out, or the subscriber was lost. */
+  changed(ok: boolean, why: 'echo' | 'timeout' | 'reset'): void;
 }
 
 /** Where the probe counts: the gateway's Stats. */
@@ -72,24 +72,24 @@ export class Probe {
     if (payload.length !== NONCE_BYTES) return;
     const nonce = payload.readUIntBE(0, NONCE_BYTES);
     if (nonce > this.returned) this.returned = nonce;
-    this.set(true);
+    this.set(true, 'echo');
   }
 
   /** The subscriber connection was lost: its successor must prove itself with a fresh probe. */
   reset(): void {
-    this.set(false);
+    this.set(false, 'reset');
   }
 
   private expire(nonce: number): void {
     if (this.returned >= nonce || this.timer === null) return;
     this.counts.busProbeFailures++;
-    this.set(false);
+    this.set(false, 'timeout');
   }
 
-  private set(ok: boolean): void {
+  private set(ok: boolean, why: 'echo' | 'timeout' | 'reset'): void {
     this.counts.busProbeOk = ok ? 1 : 0;
     if (ok === this.ok) return;
     this.ok = ok;
-    this.host.changed(ok);
+    this.host.changed(ok, why);
   }
 }

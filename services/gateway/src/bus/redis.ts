@@ -112,9 +112,9 @@ export class RedisBus implements Bus {
       send: (payload) => {
         this.pub.redis.publish(this.options.prefix + this.probeChannel, payload).catch(() => undefined);
       },
-      changed: (ok) => {
+      changed: (ok, why) => {
         if (ok) this.log.info('bus probe came back: messages flow');
-        else this.log.warn({ timeoutMs: options.probeTimeoutMs }, 'bus probe did not come back: subscriber starved');
+        else if (why === 'timeout') this.log.warn({ timeoutMs: options.probeTimeoutMs }, 'bus probe did not come back: subscriber starved');
         this.emitReadiness();
       },
     }, stats);
