@@ -249,8 +249,9 @@ export class RedisBus implements Bus {
     if (this.sub.redis.status !== 'ready' || this.closed) return;
     this.resubscribed = true;
     this.log.info({ channels: this.wanted.size, origin: originHex(this.origin) }, 'redis subscriber ready; channels subscribed');
-    // Ready only once a probe has made the round trip on this subscription.
-    this.probe.sendNow();
+    // Ready only once a probe has made the round trip on this subscription (the publisher's
+    // recovery sends it if the publisher is down now).
+    if (this.canPublish()) this.probe.sendNow();
     this.emitReadiness();
   }
 
