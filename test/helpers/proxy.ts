@@ -59,6 +59,8 @@ export interface TcpProxy {
   readonly connections: readonly ProxiedConnection[];
   /** Open connections whose first bytes contain the marker. */
   find(marker: string): ProxiedConnection[];
+  /** Drops message pushes on every connection, present and future, whose first bytes contain the marker (null: none). */
+  dropPushesWhere(marker: string | null): void;
   close(): Promise<void>;
 }
 
@@ -67,6 +69,7 @@ const HELLO_BYTES = 4096;
 /** Proxies 127.0.0.1:<ephemeral> to the target host and port. */
 export async function startProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const connections: ProxiedConnection[] = [];
+  let dropRule: string | null = null;
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, targetHost);
     let hello = '';
@@ -94,7 +97,8 @@ export async function startProxy(targetHost: string, targetPort: number): Promis
         const end = at < pending.length ? valueEnd(pending, at) : -1;
         if (end < 0) break;
         const value = pending.subarray(at, end);
-        if (dropping && value.subarray(0, MESSAGE_PUSH.length).equals(MESSAGE_PUSH)) droppedPushes++;
+        const drop = dropping || (dropRule !== null && hello.includes(dropRule));
+        if (drop && value.subarray(0, MESSAGE_PUSH.length).equals(MESSAGE_PUSH)) droppedPushes++;
         else out.push(value);
         at = end;
       }
@@ -143,6 +147,9 @@ export async function startProxy(targetHost: string, targetPort: number): Promis
     url: `redis://127.0.0.1:${port}`,
     connections,
     find: (marker) => connections.filter((c) => c.open && c.hello.includes(marker)),
+    dropPushesWhere: (marker) => {
+      dropRule = marker;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of connections) c.cut();

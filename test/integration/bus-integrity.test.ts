@@ -186,4 +186,30 @@ describe('bus integrity', { timeout: 60_000 }, () => {
     assert.ok(subConn.droppedPushes >= 3);
     assert.equal(await deaf.metric('hubcast_bus_gaps_total'), 3, 'the three lost messages counted when the next one came');
   });
+
+  test('not live too early: after a resubscribe, readyz waits for a probe to come back on the new subscription', async (t) => {
+    const target = new URL(fx.redis.url);
+    const proxy = await startProxy(target.hostname, Number(target.port));
+    t.after(() => proxy.close());
+    const gateway = await fx.gateway({
+      REDIS_URL: proxy.url,
+      REDIS_PREFIX: uniquePrefix(),
+      BUS_PROBE_INTERVAL_MS: '200',
+      BUS_PROBE_TIMEOUT_MS: '500',
+    });
+    await fx.connect(gateway.ws(['x']));
+    // Every subscriber connection from now on gets its SUBSCRIBE replies but no message.
+    proxy.dropPushesWhere('hubcast-sub');
+    const [first] = proxy.find('hubcast-sub');
+    first!.cut();
+    await gateway.waitReady(503, 5000);
+    // The new connection subscribes (Redis confirms), yet the gateway must not call itself ready.
+    await waitUntil(() => proxy.find('hubcast-sub').length === 1, { what: 'the subscriber to reconnect' });
+    const resubscribed = (): boolean => gateway.logs.filter((l) => l.msg === 'redis subscriber ready; channels subscribed').length >= 2;
+    await waitUntil(resubscribed, { what: 'the resubscribe to be confirmed' });
+    await waitUntil(async () => (await gateway.metric('hubcast_bus_probe_failures_total')) >= 2, { what: 'probes on the new subscription to be late' });
+    assert.equal(await gateway.readyz(), 503, 'subscribed but not receiving: not ready');
+    proxy.dropPushesWhere(null);
+    await gateway.waitReady(200, 5000);
+  });
 });
