@@ -15,6 +15,8 @@ export interface Config {
   readonly redisUrl: string | undefined;
   readonly redisPrefix: string;
   readonly redisTimeoutMs: number;
+  readonly busProbeIntervalMs: number;
+  readonly busProbeTimeoutMs: number;
   readonly queueMaxBytes: number;
   readonly queueMaxMessages: number;
   readonly overflowPolicy: OverflowPolicy;
@@ -219,6 +221,10 @@ export function loadConfig(env: Env = process.env): Config {
     redisPrefix: redisPrefix(env),
     // A Redis command or health PING unanswered this long fails; a failed PING marks the bus not ready.
     redisTimeoutMs: int(env, 'REDIS_TIMEOUT_MS', { min: 50, max: 60_000, fallback: 2000 }),
+    // Publish a pub/sub probe through Redis this often, to catch a subscriber that is connected but starved.
+    busProbeIntervalMs: int(env, 'BUS_PROBE_INTERVAL_MS', { min: 50, max: HOUR_MS, fallback: 2000 }),
+    // A probe not back on the subscriber within this long marks the bus not ready (/readyz 503).
+    busProbeTimeoutMs: int(env, 'BUS_PROBE_TIMEOUT_MS', { min: 10, max: HOUR_MS, fallback: 3000 }),
     // Per-client send queue bound in bytes (frames waiting while the socket is backed up).
     queueMaxBytes: int(env, 'QUEUE_MAX_BYTES', { min: 1024, max: 1 << 30, fallback: 1 << 20 }),
     // Per-client send queue bound in messages.
@@ -292,6 +298,8 @@ export const CONFIG_VARIABLES = [
   'REDIS_URL',
   'REDIS_PREFIX',
   'REDIS_TIMEOUT_MS',
+  'BUS_PROBE_INTERVAL_MS',
+  'BUS_PROBE_TIMEOUT_MS',
   'QUEUE_MAX_BYTES',
   'QUEUE_MAX_MESSAGES',
   'OVERFLOW_POLICY',

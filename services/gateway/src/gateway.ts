@@ -27,10 +27,18 @@ function createBus(config: Config, stats: Stats, log: Logger): Bus {
   if (config.redisUrl === undefined) {
     stats.busConnected.publisher = 1;
     stats.busConnected.subscriber = 1;
+    // In-process delivery is synchronous and cannot lose a message: no envelope, no probe.
+    stats.busProbeOk = 1;
     return new MemoryBus();
   }
   return new RedisBus(
-    { url: config.redisUrl, prefix: config.redisPrefix, timeoutMs: config.redisTimeoutMs },
+    {
+      url: config.redisUrl,
+      prefix: config.redisPrefix,
+      timeoutMs: config.redisTimeoutMs,
+      probeIntervalMs: config.busProbeIntervalMs,
+      probeTimeoutMs: config.busProbeTimeoutMs,
+    },
     stats,
     log.child({ component: 'bus' }),
   );

@@ -140,6 +140,50 @@ export function createMetrics(sources: MetricsSources): Metrics {
       for (const connection of BUS_CONNECTIONS) this.inc({ connection }, stats.busReconnects[connection]);
     },
   });
+  new Counter({
+    name: 'hubcast_bus_gaps_total',
+    help: 'Bus messages that never reached this gateway: holes in a per-(origin, channel) sequence on a channel it held.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.busGaps);
+    },
+  });
+  new Counter({
+    name: 'hubcast_bus_duplicates_total',
+    help: 'Bus messages that arrived again; each was delivered once only.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.busDuplicates);
+    },
+  });
+  new Counter({
+    name: 'hubcast_bus_invalid_total',
+    help: 'Bus messages without a valid hubcast envelope (not from a gateway of this version), not delivered.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.busInvalid);
+    },
+  });
+  new Gauge({
+    name: 'hubcast_bus_probe_ok',
+    help: '1 while the last pub/sub probe came back within BUS_PROBE_TIMEOUT_MS; always 1 for the in-process bus.',
+    registers: [registry],
+    collect() {
+      this.set(stats.busProbeOk);
+    },
+  });
+  new Counter({
+    name: 'hubcast_bus_probe_failures_total',
+    help: 'Pub/sub probes that did not come back within BUS_PROBE_TIMEOUT_MS.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.busProbeFailures);
+    },
+  });
   new Gauge({
     name: 'hubcast_ready',
     help: '1 while /readyz answers 200: bus connected and subscribed, not draining.',

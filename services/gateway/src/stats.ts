@@ -66,6 +66,16 @@ export class Stats {
   /** 1 while the bus connection is up (always 1 for the in-process bus). */
   readonly busConnected: Record<BusConnection, number> = { publisher: 0, subscriber: 0 };
   readonly busReconnects: Record<BusConnection, number> = { publisher: 0, subscriber: 0 };
+  /** Bus messages that never arrived: holes in an (origin, channel) sequence (bus/sequence.ts). */
+  busGaps = 0;
+  /** Bus messages that arrived again and were not delivered twice. */
+  busDuplicates = 0;
+  /** Bus messages without a valid envelope, not delivered. */
+  busInvalid = 0;
+  /** 1 while the last pub/sub probe came back in time (always 1 for the in-process bus). */
+  busProbeOk = 0;
+  /** Probes not back on the subscriber within BUS_PROBE_TIMEOUT_MS. */
+  busProbeFailures = 0;
   readonly dropped = zeroes(Object.values(DropReason));
   readonly evicted = zeroes(Object.values(EvictReason));
   /** Inbound frames refused by the per-client rate limit. */

@@ -4,18 +4,34 @@
 // Neither connection queues commands while Redis is down: a publish is rejected at once, and
 // the subscriber resubscribes its whole channel set itself on every (re)connect, so readiness
 // can mean "every channel is live again", not merely "the TCP connection is back". A Redis that
-// keeps its sockets open but stops answering is caught by a health PING on both connections.
+// keeps its sockets open but stops answering is caught by a health PING on both connections; one
+// whose messages stop reaching the subscriber, by the probe (probe.ts).
+//
+// Every message carries an envelope (envelope.ts): this process's origin id and a sequence per
+// (origin, channel), so receivers count gaps and drop duplicates (sequence.ts).
+import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BusConnection, Stats } from '../stats.js';
 import { type Bus, type BusListener, BusUnavailableError } from './bus.js';
+import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
+import { Probe } from './probe.js';
+import { SequenceStamper, SequenceTracker } from './sequence.js';
 
 export interface RedisBusOptions {
   readonly url: string;
   readonly prefix: string;
   /** A command (publish, subscribe, health PING) unanswered this long fails. */
   readonly timeoutMs: number;
+  /** How often the pub/sub probe is published. */
+  readonly probeIntervalMs: number;
+  /** A probe not back on the subscriber within this long marks the bus not ready. */
+  readonly probeTimeoutMs: number;
 }
+
+/** Error messages of a failed publish: certainly not sent, or sent but not confirmed. */
+export const NOT_SENT = 'the message bus is unavailable; the message was not sent';
+export const UNCONFIRMED = 'Redis did not confirm the message; it may still be delivered';
 
 /** Channels per SUBSCRIBE command when resubscribing a large set. */
 const RESUBSCRIBE_BATCH = 1000;
@@ -41,6 +57,8 @@ interface Connection {
 
 export class RedisBus implements Bus {
   readonly kind = 'redis';
+  /** This process's origin id on the bus; a restarted gateway is a new origin. */
+  readonly origin = randomOrigin(randomBytes(6));
   private readonly pub: Connection;
   private readonly sub: Connection;
   private listener: BusListener | null = null;
@@ -59,6 +77,12 @@ export class RedisBus implements Bus {
   private lastReady = false;
   private readonly prefixLength: number;
   private readonly health: NodeJS.Timeout;
+  private readonly stamper = new SequenceStamper(this.origin);
+  private readonly tracker: SequenceTracker;
+  private readonly probe: Probe;
+  /** The probe's channel, named outside the hub's channel alphabet so no client can collide with it. */
+  private readonly probeChannel = `#probe.${originHex(this.origin)}`;
+  private gapsLogged = 0;
 
   constructor(
     private readonly options: RedisBusOptions,
@@ -82,11 +106,23 @@ export class RedisBus implements Bus {
     this.sub.redis.on('messageBuffer', this.onMessage);
     this.health = setInterval(() => this.checkHealth(), HEALTH_INTERVAL_MS);
     this.health.unref();
+    this.tracker = new SequenceTracker(stats);
+    this.probe = new Probe({ intervalMs: options.probeIntervalMs, timeoutMs: options.probeTimeoutMs }, {
+      canSend: () => this.canPublish() && this.sub.up && this.resubscribed,
+      send: (payload) => {
+        this.pub.redis.publish(this.options.prefix + this.probeChannel, payload).catch(() => undefined);
+      },
+      changed: (ok, why) => {
+        if (ok) this.log.info('bus probe came back: messages flow');
+        else if (why === 'timeout') this.log.warn({ timeoutMs: options.probeTimeoutMs }, 'bus probe did not come back: subscriber starved');
+        this.emitReadiness();
+      },
+    }, stats);
   }
 
   get ready(): boolean {
-    const { pub, sub } = this;
-    return pub.up && pub.answering && sub.up && sub.answering && this.resubscribed && !this.closed;
+    const { sub } = this;
+    return this.canPublish() && sub.up && sub.answering && this.resubscribed && this.probe.isOk;
   }
 
   setListener(listener: BusListener): void {
@@ -96,24 +132,33 @@ export class RedisBus implements Bus {
   async start(): Promise<void> {
     // A Redis that is down at start is not fatal: the gateway serves /healthz, answers 503 on
     // /readyz and keeps retrying, as it does for an outage later on.
+    this.probe.start();
     for (const conn of [this.pub, this.sub]) conn.redis.connect().catch(() => undefined);
   }
 
   publish(channel: string, payload: Buffer): Promise<void> {
-    if (!this.pub.up || !this.pub.answering || this.closed) return Promise.reject(new BusUnavailableError());
-    return this.pub.redis.publish(this.options.prefix + channel, payload).then(
+    if (!this.canPublish()) return Promise.reject(new BusUnavailableError(NOT_SENT));
+    // One copy per publish (not per delivery): the envelope goes in front of the payload.
+    const message = Buffer.allocUnsafe(ENVELOPE_BYTES + payload.length);
+    this.stamper.stamp(channel, message);
+    payload.copy(message, ENVELOPE_BYTES);
+    // From here the sequence number is spent: if Redis took the message but the reply was lost,
+    // subscribers get it; if not, they count it as a gap. Either way the client is told so.
+    return this.pub.redis.publish(this.options.prefix + channel, message).then(
       () => undefined,
-      (err: Error) => Promise.reject(new BusUnavailableError(`the message bus failed: ${err.message}`)),
+      (err: Error) => Promise.reject(new BusUnavailableError(`${UNCONFIRMED} (${err.message})`)),
     );
   }
 
   subscribe(channel: string): void {
     this.wanted.set(channel, ++this.subscribeSeq);
+    this.tracker.watch(channel);
     if (this.sub.redis.status === 'ready') void this.sendSubscribe([channel]);
   }
 
   unsubscribe(channel: string): void {
     this.wanted.delete(channel);
+    this.tracker.forget(channel);
     this.live.delete(channel);
     this.release(channel);
     if (this.sub.redis.status === 'ready') {
@@ -138,15 +183,27 @@ export class RedisBus implements Bus {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.health);
+    this.probe.stop();
     for (const channel of [...this.waiting.keys()]) this.release(channel);
     this.emitReadiness();
     await Promise.all([quit(this.pub.redis), quit(this.sub.redis)]);
   }
 
-  private readonly onMessage = (channel: Buffer, payload: Buffer): void => {
+  private readonly onMessage = (redisChannel: Buffer, message: Buffer): void => {
     // Hub channel names are ASCII, so latin1 decoding is exact and cheaper than UTF-8.
-    this.listener?.message(channel.toString('latin1', this.prefixLength), payload);
+    const channel = redisChannel.toString('latin1', this.prefixLength);
+    if (!hasEnvelope(message)) {
+      if (channel === this.probeChannel) this.probe.received(message);
+      else this.stats.busInvalid++; // not from a gateway of this version: never shown to clients
+      return;
+    }
+    if (!this.tracker.accept(channel, message)) return; // a duplicate: delivered once already
+    this.listener?.message(channel, envelopePayload(message));
   };
+
+  private canPublish(): boolean {
+    return this.pub.up && this.pub.answering && !this.closed;
+  }
 
   /** Resolves true when Redis confirmed the batch. */
   private sendSubscribe(channels: string[]): Promise<boolean> {
@@ -177,6 +234,11 @@ export class RedisBus implements Bus {
   }
 
   private async resubscribeAll(): Promise<void> {
+    const probe = await this.sub.redis.subscribe(this.options.prefix + this.probeChannel).then(
+      () => true,
+      () => false,
+    );
+    if (!probe) return;
     const channels = [...this.wanted.keys()];
     for (let i = 0; i < channels.length; i += RESUBSCRIBE_BATCH) {
       // Re-read the wanted set per batch: a channel dropped meanwhile must not be subscribed again.
@@ -186,11 +248,15 @@ export class RedisBus implements Bus {
     }
     if (this.sub.redis.status !== 'ready' || this.closed) return;
     this.resubscribed = true;
-    this.log.info({ channels: this.wanted.size }, 'redis subscriber ready; channels subscribed');
+    this.log.info({ channels: this.wanted.size, origin: originHex(this.origin) }, 'redis subscriber ready; channels subscribed');
+    // Ready only once a probe has made the round trip on this subscription (the publisher's
+    // recovery sends it if the publisher is down now).
+    if (this.canPublish()) this.probe.sendNow();
     this.emitReadiness();
   }
 
   private checkHealth(): void {
+    this.logGaps();
     for (const conn of [this.pub, this.sub]) {
       if (!conn.up || conn.pinging) continue;
       conn.pinging = true;
@@ -227,6 +293,7 @@ export class RedisBus implements Bus {
         void this.resubscribeAll();
       } else {
         this.log.info('redis publisher ready');
+        if (!this.probe.isOk && this.sub.up && this.resubscribed) this.probe.sendNow();
         this.emitReadiness();
       }
     });
@@ -235,6 +302,7 @@ export class RedisBus implements Bus {
       if (role === 'subscriber') {
         this.resubscribed = false;
         this.live.clear();
+        this.probe.reset();
       }
       this.stats.busConnected[role] = 0;
       if (everReady && !this.closed) this.log.warn({ role }, 'redis connection lost');
@@ -248,6 +316,15 @@ export class RedisBus implements Bus {
       this.log.debug({ role, err: err.message }, 'redis connection error');
     });
     return conn;
+  }
+
+  /** Gaps are counted on the hot path and logged here, at most once a second. */
+  private logGaps(): void {
+    const { busGaps, busDuplicates } = this.stats;
+    const seen = busGaps + busDuplicates;
+    if (seen === this.gapsLogged) return;
+    this.gapsLogged = seen;
+    this.log.warn({ gaps: busGaps, duplicates: busDuplicates }, 'bus messages missing or repeated (totals)');
   }
 
   private emitReadiness(): void {

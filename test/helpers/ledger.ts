@@ -1,0 +1,125 @@
+// The fault suite's accounting: for every accepted publish and every client that stayed connected,
+// the delivery was made (seen by the client), dropped (the gateway's drop counter), or lost on the
+// bus (the gateway's gap counter). What none of these explains is unaccounted, and must be 0.
+//
+// Gaps count bus messages, not deliveries: a message a gateway never got is missed by each of its
+// clients on that channel, so it explains one missed delivery per such client. A publish Redis did
+// not confirm ('unconfirmed') had its sequence number spent: it may arrive, and where it does not,
+// it is a gap too, so those losses (known here from what the clients saw) are taken out first.
+import type { TestClient } from './client.js';
+import type { GatewayProcess } from './gateway.js';
+import type { LoadPublisher, Sent } from './load.js';
+
+export interface GatewayView {
+  readonly name: string;
+  readonly gateway: GatewayProcess;
+  /** Clients that stayed connected, each subscribed to every channel the publishers used. */
+  readonly clients: readonly TestClient[];
+}
+
+export interface Figures {
+  accepted: number;
+  rejected: number;
+  unconfirmed: number;
+  noReply: number;
+  expected: number;
+  delivered: number;
+  dropped: number;
+  gaps: number;
+  gapDeliveries: number;
+  duplicates: number;
+  unaccounted: number;
+  /** Unconfirmed publishes that did arrive (per gateway; summed over gateways in the total). */
+  unconfirmedArrived: number;
+}
+
+export interface Ledger {
+  readonly total: Figures;
+  readonly perGateway: Record<string, Figures>;
+  /** Anything a correct gateway never does: a duplicate, a refused message delivered, a stranger. */
+  readonly problems: string[];
+}
+
+function zero(): Figures {
+  return {
+    accepted: 0,
+    rejected: 0,
+    unconfirmed: 0,
+    noReply: 0,
+    expected: 0,
+    delivered: 0,
+    dropped: 0,
+    gaps: 0,
+    gapDeliveries: 0,
+    duplicates: 0,
+    unaccounted: 0,
+    unconfirmedArrived: 0,
+  };
+}
+
+function sum(metrics: Map<string, number>, name: string): number {
+  let total = 0;
+  for (const [series, value] of metrics) if (series === name || series.startsWith(`${name}{`)) total += value;
+  return total;
+}
+
+export async function account(publishers: readonly LoadPublisher[], views: readonly GatewayView[]): Promise<Ledger> {
+  const all = new Map<string, Sent>();
+  for (const p of publishers) for (const s of p.sent.values()) all.set(s.key, s);
+  const byFate = (fate: Sent['fate']): Sent[] => [...all.values()].filter((s) => s.fate === fate);
+  const accepted = byFate('accepted');
+  const unconfirmed = byFate('unconfirmed');
+  const problems: string[] = [];
+  const total = zero();
+  total.accepted = accepted.length;
+  total.rejected = byFate('not_sent').length + unconfirmed.length;
+  total.unconfirmed = unconfirmed.length;
+  total.noReply = byFate('no_reply').length;
+  const perGateway: Record<string, Figures> = {};
+
+  for (const view of views) {
+    const f = zero();
+    const busReceived = new Set<string>();
+    for (const [i, client] of view.clients.entries()) {
+      const seen = new Set<string>();
+      for (const frame of client.messages()) {
+        const data = frame.data as { p?: string; n?: number } | undefined;
+        const key = `${data?.p}:${data?.n}`;
+        const sent = all.get(key);
+        if (sent === undefined) problems.push(`${view.name} client ${i} got a message nobody sent: ${key}`);
+        else if (sent.fate === 'not_sent') problems.push(`${view.name} client ${i} got ${key}, refused as not sent`);
+        else if (sent.channel !== frame.channel) problems.push(`${view.name} client ${i} got ${key} on ${frame.channel}`);
+        if (seen.has(key)) problems.push(`${view.name} client ${i} got ${key} twice`);
+        seen.add(key);
+        busReceived.add(key);
+      }
+      for (const s of accepted) if (seen.has(s.key)) f.delivered++;
+    }
+    const metrics = await view.gateway.metrics();
+    const n = view.clients.length;
+    f.accepted = accepted.length;
+    f.expected = accepted.length * n;
+    f.dropped = sum(metrics, 'hubcast_messages_dropped_total');
+    f.gaps = metrics.get('hubcast_bus_gaps_total') ?? Number.NaN;
+    f.duplicates = metrics.get('hubcast_bus_duplicates_total') ?? Number.NaN;
+    f.unconfirmedArrived = unconfirmed.filter((s) => busReceived.has(s.key)).length;
+    const unconfirmedLost = unconfirmed.length - f.unconfirmedArrived;
+    f.gapDeliveries = n * (f.gaps - unconfirmedLost);
+    f.unaccounted = f.expected - f.delivered - f.dropped - f.gapDeliveries;
+    perGateway[view.name] = f;
+    for (const k of ['expected', 'delivered', 'dropped', 'gaps', 'gapDeliveries', 'duplicates', 'unaccounted', 'unconfirmedArrived'] as const) {
+      total[k] += f[k];
+    }
+  }
+  return { total, perGateway, problems };
+}
+
+/** One line of figures for the test's output. */
+export function figures(scenario: string, ledger: Ledger): string {
+  const t = ledger.total;
+  return (
+    `${scenario}: publishes accepted=${t.accepted} rejected=${t.rejected} (unconfirmed=${t.unconfirmed}) no_reply=${t.noReply}; ` +
+    `deliveries expected=${t.expected} delivered=${t.delivered} dropped=${t.dropped} ` +
+    `lost_on_bus=${t.gapDeliveries} (bus gaps=${t.gaps}) duplicates=${t.duplicates} unaccounted=${t.unaccounted}`
+  );
+}
