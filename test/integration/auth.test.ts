@@ -49,6 +49,9 @@ describe('auth', { timeout: 60_000 }, () => {
     assert.equal((await a.request({ op: 'subscribe', channel: 'user.7.inbox' })).op, 'ack');
     const b = await fx.connect(url('?channels=news'), { headers: { authorization: `Bearer ${token}` } });
     assert.equal(b.ws.readyState, b.ws.OPEN);
+    // An empty ?token= does not hide the header.
+    const c = await fx.connect(url('?token=&channels=news'), { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(c.ws.readyState, c.ws.OPEN);
   });
 
   test('?channels outside the subscribe patterns: 403 forbidden', async () => {
@@ -72,9 +75,14 @@ describe('auth', { timeout: 60_000 }, () => {
 
   test('a token that expires while connected closes the connection with 4001', async () => {
     const before = await gateway.metric('hubcast_clients_closed_total{reason="token_expired"}');
-    const client = await fx.connect(withToken(await hs256({ subscribe: ['news'], exp: nowSec() + 2 }), 'news'));
+    const exp = nowSec() + 4;
+    const client = await fx.connect(withToken(await hs256({ subscribe: ['news'], exp }), 'news'));
+    // Still open and served well before exp: the timer is not early (seconds read as ms, say).
+    assert.equal((await client.request({ op: 'subscribe', channel: 'news' })).op, 'ack');
     const closed = await client.closed;
+    const at = Date.now();
     assert.deepEqual(closed, { code: 4001, reason: 'token expired' });
+    assert.ok(at >= exp * 1000 - 250, `closed ${exp * 1000 - at} ms before exp`);
     assert.equal(await gateway.metric('hubcast_clients_closed_total{reason="token_expired"}'), before + 1);
   });
 

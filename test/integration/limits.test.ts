@@ -61,6 +61,12 @@ describe('limits', { timeout: 90_000 }, () => {
     assert.deepEqual(await abuser.closed, { code: 1008, reason: 'rate limit exceeded' });
     assert.equal(await gateway.metric('hubcast_clients_closed_total{reason="rate_limited"}'), 1);
     assert.equal(client.ws.readyState, client.ws.OPEN, 'the well-behaved client stays');
+
+    // Unsolicited pongs are frames too: a pong flood meets the same limit.
+    const ponger = await fx.connect(gateway.ws());
+    for (let i = 0; i < 200; i++) ponger.ws.pong();
+    assert.deepEqual(await ponger.closed, { code: 1008, reason: 'rate limit exceeded' });
+    assert.equal(await gateway.metric('hubcast_clients_closed_total{reason="rate_limited"}'), 2);
   });
 
   test('handshake timeout: headers that never finish, and silent sockets, are cut off', async () => {

@@ -162,9 +162,10 @@ export class Auth {
     return grantOf(payload);
   }
 
-  /** The WebSocket upgrade: the token comes from ?token= or an Authorization: Bearer header. */
+  /** The WebSocket upgrade: the token comes from ?token= or, when that is absent or empty, an Authorization: Bearer header. */
   connect(req: IncomingMessage, url: URL): Promise<AuthResult> {
-    return this.verify(url.searchParams.get('token') ?? bearer(req));
+    // `||`, not `??`: an empty ?token= must not hide a valid header.
+    return this.verify(url.searchParams.get('token') || bearer(req));
   }
 
   /** POST /publish: the API key, or a token with publish rights (checked per channel by the caller). */

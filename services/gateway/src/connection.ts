@@ -89,6 +89,8 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
   });
   ws.on('pong', () => {
     client.alive = true;
+    // Unsolicited pongs cost a token too, so a pong flood meets the same limit and 1008.
+    admit();
   });
   ws.on('ping', (data: Buffer) => {
     client.alive = true;
