@@ -173,8 +173,15 @@ describe('deploy/prometheus', () => {
   });
   test('promtool test rules: every alert fires and stays quiet in alerts.test.yml', () => {
     assert.match(ok('promtool', ['test', 'rules', 'deploy/prometheus/alerts.test.yml']), /SUCCESS/);
-    const tested = new Set([...read('deploy/prometheus/alerts.test.yml').matchAll(/alertname: (\w+)/g)].map((m) => m[1]));
-    for (const rule of alertRules()) assert.ok(tested.has(rule.alert), `${rule.alert} has a promtool test`);
+    const doc = parse(read('deploy/prometheus/alerts.test.yml')) as {
+      tests: { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }[];
+    };
+    const cases = doc.tests.flatMap((t) => t.alert_rule_test);
+    for (const rule of alertRules()) {
+      const mine = cases.filter((c) => c.alertname === rule.alert);
+      assert.ok(mine.some((c) => c.exp_alerts.length > 0), `${rule.alert} has a firing case`);
+      assert.ok(mine.some((c) => c.exp_alerts.length === 0), `${rule.alert} has a quiet case`);
+    }
   });
   test('each alert has a summary and a runbook section in docs/operations.md', () => {
     const ops = read('docs/operations.md');
@@ -201,6 +208,13 @@ describe('deploy/grafana', () => {
     assert.ok(dashboard().templating.list.some((v) => v.name === 'gateway'));
     const provider = parse(read('deploy/grafana/provisioning/dashboards/hubcast.yml')) as { providers: { options: { path: string } }[] };
     assert.equal(provider.providers[0]!.options.path, '/var/lib/grafana/dashboards');
+  });
+
+  test('every dashboard panel is explained in the README', () => {
+    const readme = read('README.md');
+    const table = readme.slice(readme.indexOf('| Panel | What it shows |'));
+    const explained = new Set([...table.matchAll(/^\| ([^|]+?) \|/gm)].map((m) => m[1]));
+    for (const q of dashboardQueries()) assert.ok(explained.has(q.panel), `README explains panel "${q.panel}"`);
   });
 
   test('the dashboard has every panel the operators asked for', () => {

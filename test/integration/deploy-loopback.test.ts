@@ -12,7 +12,8 @@ import { waitUntil, within } from '../helpers/wait.js';
 
 const CLIENTS = 12;
 const CHANNEL = 'e2e';
-const DRAIN_MS = 4000;
+// Long enough that HAProxy (inter 1s, fall 2) sees /readyz 503 well before clients are closed.
+const DRAIN_MS = 7000;
 
 interface PromResult {
   metric: Record<string, string>;
@@ -131,17 +132,16 @@ describe('cluster on loopback: HAProxy + 3 gateways + Prometheus', { timeout: 12
     assert.ok(onVictim >= 1);
     const victimAddr = new URL(victim.url).host;
 
-    const closed: { client: TestClient; code: number; reason: string; at: number }[] = [];
-    for (const client of lbClients) void client.closed.then((c) => closed.push({ client, ...c, at: Date.now() }));
+    const closed: { client: TestClient; code: number; reason: string }[] = [];
+    for (const client of lbClients) void client.closed.then((c) => closed.push({ client, ...c }));
     victim.proc.child.kill('SIGTERM');
 
     // Within the drain: HAProxy marks it DOWN while its clients are still connected.
     await waitUntil(async () => (await cluster.lbServers()).some((s) => s.addr === victimAddr && s.status.startsWith('DOWN')), {
-      timeoutMs: DRAIN_MS - 500,
+      timeoutMs: DRAIN_MS - 1500,
       intervalMs: 100,
       what: 'HAProxy to mark the draining gateway DOWN',
     });
-    const downAt = Date.now();
     assert.equal(closed.length, 0, 'no client is closed before HAProxy has taken the gateway out');
 
     // After DRAIN_MS its clients, and only they, are closed with 1001.
@@ -151,7 +151,6 @@ describe('cluster on loopback: HAProxy + 3 gateways + Prometheus', { timeout: 12
     for (const c of closed) {
       assert.equal(c.code, CloseCode.GoingAway);
       assert.equal(c.reason, CloseReason.GoingAway);
-      assert.ok(c.at >= downAt);
     }
 
     // They reconnect through the load balancer, which sends them to the two survivors.

@@ -81,9 +81,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const procs: Proc[] = [];
   let dns: DnsServer | undefined;
   const stop = async (): Promise<void> => {
-    // Load balancer first, then gateways (they drain), then what they depend on.
-    const order = [...procs].sort((a, b) => rank(a.name) - rank(b.name));
-    for (const proc of order) await proc.stop('SIGTERM', 15_000);
+    // Load balancer first, then the gateways together (each drains DRAIN_MS), then what they depend on.
+    for (let r = 0; r <= 3; r++) {
+      await Promise.all(procs.filter((p) => rank(p.name) === r).map((p) => p.stop('SIGTERM', 15_000)));
+    }
     await dns?.close();
     await rm(work, { recursive: true, force: true });
   };

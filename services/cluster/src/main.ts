@@ -45,7 +45,7 @@ try {
   const shutdown = (): void => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write('cluster: stopping...\n');
+    process.stdout.write('cluster: stopping (gateways drain first)...\n');
     void cluster.stop().then(() => process.exit(0));
   };
   process.on('SIGINT', shutdown);

@@ -17,6 +17,12 @@ export interface Proc {
 
 const TAIL_LINES = 40;
 
+// Detached children outlive us unless killed: whatever is still running when we exit goes too.
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
 /** Throws one line naming the Debian package when a program is missing. */
 export function requireProgram(program: string, debianPackage = program): void {
   try {
@@ -33,7 +39,11 @@ export function startProc(
   env: Record<string, string>,
   onLine?: (line: string) => void,
 ): Proc {
-  const child = spawn(command, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Own process group: a terminal's Ctrl-C reaches only the cluster, which then stops each child
+  // in order (a gateway given SIGINT and then SIGTERM would skip its drain).
+  const child = spawn(command, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
   const lines: string[] = [];
   const exited = once(child, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
   // spawn errors (ENOENT) arrive as 'error' and then no 'exit'.
