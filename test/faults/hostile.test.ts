@@ -165,7 +165,8 @@ describe('fault scenarios: hostile clients', { timeout: 180_000, concurrency: fa
         within2x,
       });
 
-      assert.ok(attacker.sent! >= (FLOOD_MS / 1000) * 5000, `the attacker really flooded (${attacker.sent} frames)`);
+      // The attacker aims at 10,000/s; on two shared cores it gets close (about 9,500/s measured).
+      assert.ok(attacker.sent! >= (FLOOD_MS / 1000) * 8000, `the attacker really flooded (${attacker.sent} frames in ${FLOOD_MS} ms)`);
       assert.ok(floodAccepted <= allowance, `accepted ${floodAccepted} within the limit's allowance ${allowance}`);
       assert.ok(floodAccepted < attacker.sent! / 2, 'most of the flood is refused');
       assert.ok(delta('hubcast_rate_limited_total') > 0 && attacker.closed1008! >= 1, 'refused, then closed with 1008');
