@@ -273,4 +273,58 @@ describe('bus integrity', { timeout: 60_000 }, () => {
     assert.deepEqual(client.messages('late').map((f) => f.data), [1, 2]);
     assert.equal(await gateway.metric('hubcast_bus_gaps_total'), 0);
   });
+
+  test('unsubscribe then subscribe again: messages still in flight from the old subscription are no baseline, no false gaps', async (t) => {
+    const target = new URL(fx.redis.url);
+    const proxy = await startProxy(target.hostname, Number(target.port));
+    t.after(() => proxy.close());
+    const prefix = uniquePrefix();
+    // No command times out while the subscriber is held up.
+    const gateway = await fx.gateway({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, REDIS_TIMEOUT_MS: '60000' });
+    const other = await fx.gateway({ REDIS_PREFIX: prefix });
+    const client = await fx.connect(gateway.ws(['c']));
+    const publisher = await fx.connect(other.ws());
+    const raw = fx.redis.client();
+    t.after(() => raw.disconnect());
+    const subscribers = async (): Promise<number> => Number(((await raw.pubsub('NUMSUB', `${prefix}c`)) as [string, number])[1]);
+    const publish = async (data: string): Promise<void> => {
+      assert.equal((await publisher.request({ op: 'publish', channel: 'c', data })).op, 'ack');
+    };
+    await publish('m1');
+    await client.waitFor((f) => f.data === 'm1');
+
+    const [subConn] = proxy.find('hubcast-sub');
+    assert.ok(subConn);
+    // m2 and m3 are pushed on the old subscription but held on the way, so they arrive after
+    // the channel is taken up again.
+    subConn.starve();
+    await publish('m2');
+    await publish('m3');
+    assert.equal((await client.request({ op: 'unsubscribe', channel: 'c' })).op, 'ack');
+    await waitUntil(async () => (await subscribers()) === 0, { what: 'Redis to drop the subscription' });
+    // Published while this gateway did not hold the channel: nobody here is owed these.
+    await publish('m4');
+    await publish('m5');
+    const resubscribed = client.request({ op: 'subscribe', channel: 'c' });
+    await waitUntil(async () => (await subscribers()) === 1, { what: 'Redis to subscribe the channel again' });
+    await publish('m6');
+    subConn.feed();
+    assert.equal((await resubscribed).op, 'ack');
+    await publish('m7');
+    await client.waitFor((f) => f.data === 'm7');
+    assert.equal(await gateway.metric('hubcast_bus_gaps_total'), 0, 'm4 and m5 were not owed');
+
+    // The new subscription is tracked: a real loss on it still counts.
+    subConn.dropPushes(true);
+    await publish('m8');
+    await waitUntil(() => subConn.droppedPushes === 1, { what: 'the proxy to drop m8' });
+    subConn.dropPushes(false);
+    await publish('m9');
+    await client.waitFor((f) => f.data === 'm9');
+    // m2 and m3 were published while the client held the channel: delivered, once.
+    assert.deepEqual(client.messages('c').map((f) => f.data), ['m1', 'm2', 'm3', 'm6', 'm7', 'm9']);
+    const m = await gateway.metrics();
+    assert.equal(m.get('hubcast_bus_gaps_total'), 1, 'only m8');
+    assert.equal(m.get('hubcast_bus_duplicates_total'), 0);
+  });
 });

@@ -160,7 +160,7 @@ export class RedisBus implements Bus {
 
   subscribe(channel: string): void {
     this.wanted.set(channel, ++this.subscribeSeq);
-    this.tracker.watch(channel);
+    this.tracker.hold(channel); // tracked from the SUBSCRIBE reply on (sendSubscribe)
     if (this.sub.redis.status === 'ready') void this.sendSubscribe([channel]);
   }
 
@@ -226,6 +226,10 @@ export class RedisBus implements Bus {
           if (this.wanted.get(channel) !== seqs[i]) return; // unsubscribed (and maybe re-wanted) since
           this.live.add(channel);
           this.retry.delete(channel);
+          // This runs a microtask after the reply was parsed, so messages that followed it in the
+          // same read were delivered untracked; none can be missing in between (one TCP stream),
+          // so the baseline is merely taken a little later.
+          this.tracker.watch(channel);
           this.release(channel);
         });
         return true;
