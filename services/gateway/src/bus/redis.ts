@@ -2,10 +2,11 @@
 // no other command). Each hub channel C maps to the Redis channel REDIS_PREFIX + C.
 //
 // Neither connection queues commands while Redis is down: a publish is rejected at once, and
-// the subscriber resubscribes its whole channel set itself on every (re)connect, so readiness
-// can mean "every channel is live again", not merely "the TCP connection is back". A Redis that
-// keeps its sockets open but stops answering is caught by a health PING on both connections; one
-// whose messages stop reaching the subscriber, by the probe (probe.ts).
+// the subscriber resubscribes its whole channel set itself on every (re)connect, and sends again
+// any SUBSCRIBE that failed, so readiness can mean "every channel is live again", not merely "the
+// TCP connection is back". A Redis that keeps its sockets open but stops answering is caught by a
+// health PING on both connections; one whose messages stop reaching the subscriber, by the probe
+// (probe.ts).
 //
 // Every message carries an envelope (envelope.ts): this process's origin id and a sequence per
 // (origin, channel), so receivers count gaps and drop duplicates (sequence.ts).
@@ -337,7 +338,7 @@ export class RedisBus implements Bus {
           if (conn.answering || !conn.up) return;
           conn.answering = true;
           this.log.info({ role: conn.role }, 'redis answering again');
-          // Commands may have timed out while it stalled; make sure every channel is live.
+          // Commands may have timed out while it stalled: send again any SUBSCRIBE that did.
           if (conn === this.sub) this.requestSync();
           this.emitReadiness();
         },
