@@ -212,4 +212,119 @@ describe('bus integrity', { timeout: 60_000 }, () => {
     proxy.dropPushesWhere(null);
     await gateway.waitReady(200, 5000);
   });
+
+  // A Redis stall past REDIS_TIMEOUT_MS that falls between two health PINGs: the PINGs are all
+  // answered in time, so only a retry of the timed-out SUBSCRIBE itself can bring the channel live.
+  // The proxy holds the SUBSCRIBE reply from just after one health PING until the next (about a
+  // second, against a 400 ms timeout), and lets it through before that PING reaches Redis.
+  const STALL_TIMEOUT_MS = 400;
+
+  for (const [what, held] of [['the probe channel', '#probe.'], ['the client channels', 'x']] as const) {
+    test(`a resubscribe whose SUBSCRIBE (${what}) times out while PINGs are answered is retried: readyz returns to 200`, async (t) => {
+      const target = new URL(fx.redis.url);
+      const proxy = await startProxy(target.hostname, Number(target.port));
+      t.after(() => proxy.close());
+      const prefix = uniquePrefix();
+      const gateway = await fx.gateway({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, REDIS_TIMEOUT_MS: String(STALL_TIMEOUT_MS) });
+      const other = await fx.gateway({ REDIS_PREFIX: prefix });
+      const sub = await fx.connect(gateway.ws(['x']));
+      const publisher = await fx.connect(other.ws());
+      const released = proxy.holdSubscribeReply('hubcast-sub', prefix + held);
+      const [first] = proxy.find('hubcast-sub');
+      assert.ok(first);
+      // Cut just as a health PING goes out: the new connection resubscribes well before the next.
+      await first.nextCommand('ping');
+      first.cut();
+      const heldMs = await within(released, 10_000, 'the held SUBSCRIBE reply to be let through');
+      assert.ok(heldMs > STALL_TIMEOUT_MS, `held ${heldMs} ms, past the command timeout`);
+      await gateway.waitReady(200, 10_000);
+      assert.ok(
+        gateway.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('redis subscribe failed') && l.err === 'Command timed out'),
+        'the SUBSCRIBE did time out',
+      );
+      assert.ok(!gateway.logs.some((l) => l.msg === 'redis not answering'), 'no health PING failed');
+      assert.equal((await publisher.request({ op: 'publish', channel: 'x', data: 'after' })).op, 'ack');
+      await within(sub.waitFor((f) => f.data === 'after'), 10_000, 'a message on the resubscribed channel');
+    });
+  }
+
+  test('a client SUBSCRIBE that times out while PINGs are answered is retried: the ack comes and messages flow', async (t) => {
+    const target = new URL(fx.redis.url);
+    const proxy = await startProxy(target.hostname, Number(target.port));
+    t.after(() => proxy.close());
+    const prefix = uniquePrefix();
+    const gateway = await fx.gateway({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, REDIS_TIMEOUT_MS: String(STALL_TIMEOUT_MS) });
+    const other = await fx.gateway({ REDIS_PREFIX: prefix });
+    const client = await fx.connect(gateway.ws());
+    const publisher = await fx.connect(other.ws());
+    const released = proxy.holdSubscribeReply('hubcast-sub', `${prefix}late`);
+    const [subConn] = proxy.find('hubcast-sub');
+    assert.ok(subConn);
+    await subConn.nextCommand('ping');
+    const ack = client.request({ op: 'subscribe', channel: 'late' }, 10_000);
+    const heldMs = await within(released, 10_000, 'the held SUBSCRIBE reply to be let through');
+    assert.ok(heldMs > STALL_TIMEOUT_MS, `held ${heldMs} ms, past the command timeout`);
+    assert.equal((await ack).op, 'ack', 'the subscribe is acked once the retried SUBSCRIBE is confirmed');
+    assert.ok(gateway.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('redis subscribe failed') && l.err === 'Command timed out'));
+    assert.ok(!gateway.logs.some((l) => l.msg === 'redis not answering'), 'no health PING failed');
+    assert.equal(await gateway.readyz(), 200);
+    for (const data of [1, 2]) assert.equal((await publisher.request({ op: 'publish', channel: 'late', data })).op, 'ack');
+    await within(client.waitFor((f) => f.data === 2), 10_000, 'messages on the channel');
+    assert.deepEqual(client.messages('late').map((f) => f.data), [1, 2]);
+    assert.equal(await gateway.metric('hubcast_bus_gaps_total'), 0);
+  });
+
+  test('unsubscribe then subscribe again: messages still in flight from the old subscription are no baseline, no false gaps', async (t) => {
+    const target = new URL(fx.redis.url);
+    const proxy = await startProxy(target.hostname, Number(target.port));
+    t.after(() => proxy.close());
+    const prefix = uniquePrefix();
+    // No command times out while the subscriber is held up.
+    const gateway = await fx.gateway({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, REDIS_TIMEOUT_MS: '60000' });
+    const other = await fx.gateway({ REDIS_PREFIX: prefix });
+    const client = await fx.connect(gateway.ws(['c']));
+    const publisher = await fx.connect(other.ws());
+    const raw = fx.redis.client();
+    t.after(() => raw.disconnect());
+    const subscribers = async (): Promise<number> => Number(((await raw.pubsub('NUMSUB', `${prefix}c`)) as [string, number])[1]);
+    const publish = async (data: string): Promise<void> => {
+      assert.equal((await publisher.request({ op: 'publish', channel: 'c', data })).op, 'ack');
+    };
+    await publish('m1');
+    await client.waitFor((f) => f.data === 'm1');
+
+    const [subConn] = proxy.find('hubcast-sub');
+    assert.ok(subConn);
+    // m2 and m3 are pushed on the old subscription but held on the way, so they arrive after
+    // the channel is taken up again.
+    subConn.starve();
+    await publish('m2');
+    await publish('m3');
+    assert.equal((await client.request({ op: 'unsubscribe', channel: 'c' })).op, 'ack');
+    await waitUntil(async () => (await subscribers()) === 0, { what: 'Redis to drop the subscription' });
+    // Published while this gateway did not hold the channel: nobody here is owed these.
+    await publish('m4');
+    await publish('m5');
+    const resubscribed = client.request({ op: 'subscribe', channel: 'c' });
+    await waitUntil(async () => (await subscribers()) === 1, { what: 'Redis to subscribe the channel again' });
+    await publish('m6');
+    subConn.feed();
+    assert.equal((await resubscribed).op, 'ack');
+    await publish('m7');
+    await client.waitFor((f) => f.data === 'm7');
+    assert.equal(await gateway.metric('hubcast_bus_gaps_total'), 0, 'm4 and m5 were not owed');
+
+    // The new subscription is tracked: a real loss on it still counts.
+    subConn.dropPushes(true);
+    await publish('m8');
+    await waitUntil(() => subConn.droppedPushes === 1, { what: 'the proxy to drop m8' });
+    subConn.dropPushes(false);
+    await publish('m9');
+    await client.waitFor((f) => f.data === 'm9');
+    // m2 and m3 were published while the client held the channel: delivered, once.
+    assert.deepEqual(client.messages('c').map((f) => f.data), ['m1', 'm2', 'm3', 'm6', 'm7', 'm9']);
+    const m = await gateway.metrics();
+    assert.equal(m.get('hubcast_bus_gaps_total'), 1, 'only m8');
+    assert.equal(m.get('hubcast_bus_duplicates_total'), 0);
+  });
 });

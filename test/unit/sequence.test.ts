@@ -137,6 +137,43 @@ describe('SequenceTracker', () => {
     assert.equal(counts.busGaps, 1);
   });
 
+  test('a channel taken up again is not tracked until its SUBSCRIBE is confirmed: the old subscription sets no baseline', () => {
+    const { t, counts } = tracker();
+    t.watch('c');
+    for (const seq of [1, 2, 3]) t.accept('c', message(1, 1, seq));
+    t.forget('c');
+    t.hold('c');
+    // Still in flight from the old subscription: delivered, not tracked.
+    assert.equal(t.accept('c', message(1, 1, 4)), true);
+    assert.equal(t.accept('c', message(1, 1, 5)), true);
+    // 6 to 9 were published while the channel was not held; 10 is the first on the new subscription.
+    t.watch('c');
+    assert.equal(t.accept('c', message(1, 1, 10)), true);
+    assert.equal(t.accept('c', message(1, 1, 11)), true);
+    assert.deepEqual(counts, { busGaps: 0, busDuplicates: 0 });
+    assert.equal(t.accept('c', message(1, 1, 13)), true);
+    assert.equal(t.accept('c', message(1, 1, 13)), false);
+    assert.deepEqual(counts, { busGaps: 1, busDuplicates: 1 }, 'tracked from the confirmation on');
+  });
+
+  test('hold on a tracked channel and watch after a resubscribe keep its state: losses while away are owed', () => {
+    const { t, counts } = tracker();
+    t.hold('c');
+    t.watch('c');
+    t.accept('c', message(1, 1, 1));
+    t.hold('c');
+    t.watch('c');
+    t.accept('c', message(1, 1, 4));
+    assert.equal(counts.busGaps, 2);
+    assert.equal(t.trackedChannels, 1);
+    t.forget('c');
+    assert.equal(t.trackedChannels, 0);
+    t.hold('c');
+    assert.equal(t.trackedChannels, 1);
+    t.forget('c');
+    assert.equal(t.trackedChannels, 0, 'a held channel is forgotten too');
+  });
+
   test('keeps at most maxOrigins per channel, forgetting the least recently heard', () => {
     const { t, counts } = tracker(2);
     t.watch('c');

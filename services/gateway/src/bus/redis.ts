@@ -2,10 +2,11 @@
 // no other command). Each hub channel C maps to the Redis channel REDIS_PREFIX + C.
 //
 // Neither connection queues commands while Redis is down: a publish is rejected at once, and
-// the subscriber resubscribes its whole channel set itself on every (re)connect, so readiness
-// can mean "every channel is live again", not merely "the TCP connection is back". A Redis that
-// keeps its sockets open but stops answering is caught by a health PING on both connections; one
-// whose messages stop reaching the subscriber, by the probe (probe.ts).
+// the subscriber resubscribes its whole channel set itself on every (re)connect, and sends again
+// any SUBSCRIBE that failed, so readiness can mean "every channel is live again", not merely "the
+// TCP connection is back". A Redis that keeps its sockets open but stops answering is caught by a
+// health PING on both connections; one whose messages stop reaching the subscriber, by the probe
+// (probe.ts).
 //
 // Every message carries an envelope (envelope.ts): this process's origin id and a sequence per
 // (origin, channel), so receivers count gaps and drop duplicates (sequence.ts).
@@ -73,6 +74,14 @@ export class RedisBus implements Bus {
   private readonly waiting = new Map<string, (() => void)[]>();
   /** The whole wanted set has been subscribed on the current subscriber connection. */
   private resubscribed = false;
+  /** Channels whose SUBSCRIBE failed on the current subscriber connection: the health check retries them. */
+  private readonly retry = new Set<string>();
+  /** Counts subscriber connections: a reply or failure from an earlier one changes nothing. */
+  private subEpoch = 0;
+  /** A resubscribe is running; there is never more than one. */
+  private syncing = false;
+  /** Another resubscribe was asked for while one ran (a reconnect meanwhile): run once more. */
+  private syncAgain = false;
   private closed = false;
   private lastReady = false;
   private readonly prefixLength: number;
@@ -152,7 +161,7 @@ export class RedisBus implements Bus {
 
   subscribe(channel: string): void {
     this.wanted.set(channel, ++this.subscribeSeq);
-    this.tracker.watch(channel);
+    this.tracker.hold(channel); // tracked from the SUBSCRIBE reply on (sendSubscribe)
     if (this.sub.redis.status === 'ready') void this.sendSubscribe([channel]);
   }
 
@@ -160,6 +169,7 @@ export class RedisBus implements Bus {
     this.wanted.delete(channel);
     this.tracker.forget(channel);
     this.live.delete(channel);
+    this.retry.delete(channel);
     this.release(channel);
     if (this.sub.redis.status === 'ready') {
       this.sub.redis.unsubscribe(this.options.prefix + channel).catch((err: Error) => {
@@ -205,22 +215,37 @@ export class RedisBus implements Bus {
     return this.pub.up && this.pub.answering && !this.closed;
   }
 
-  /** Resolves true when Redis confirmed the batch. */
+  /** Resolves true when Redis confirmed the batch on the current subscriber connection. */
   private sendSubscribe(channels: string[]): Promise<boolean> {
     const prefix = this.options.prefix;
+    const epoch = this.subEpoch;
     const seqs = channels.map((c) => this.wanted.get(c));
     return this.sub.redis.subscribe(...channels.map((c) => prefix + c)).then(
       () => {
+        if (epoch !== this.subEpoch) return false;
         channels.forEach((channel, i) => {
           if (this.wanted.get(channel) !== seqs[i]) return; // unsubscribed (and maybe re-wanted) since
           this.live.add(channel);
+          this.retry.delete(channel);
+          // This runs a microtask after the reply was parsed, so messages that followed it in the
+          // same read were delivered untracked; none can be missing in between (one TCP stream),
+          // so the baseline is merely taken a little later.
+          this.tracker.watch(channel);
           this.release(channel);
         });
         return true;
       },
       (err: Error) => {
-        // Dropped or timed out: the next reconnect, or the health check's recovery, resubscribes all.
-        this.log.warn({ err: err.message }, 'redis subscribe failed; retried on recovery');
+        // Timed out (Redis stalled) or dropped. On a connection that is still up, nothing else
+        // would send it again: Redis may yet act on it, but ioredis discards the late reply, so
+        // the channel would never go live. The health check retries it within a second. A lost
+        // connection is resubscribed in full on reconnect.
+        if (epoch === this.subEpoch && this.sub.up) {
+          channels.forEach((channel, i) => {
+            if (this.wanted.get(channel) === seqs[i] && !this.live.has(channel)) this.retry.add(channel);
+          });
+        }
+        this.log.warn({ err: err.message, channels: channels.length }, 'redis subscribe failed; retried');
         return false;
       },
     );
@@ -233,20 +258,62 @@ export class RedisBus implements Bus {
     for (const resolve of resolvers) resolve();
   }
 
-  private async resubscribeAll(): Promise<void> {
-    const probe = await this.sub.redis.subscribe(this.options.prefix + this.probeChannel).then(
-      () => true,
-      () => false,
-    );
-    if (!probe) return;
-    const channels = [...this.wanted.keys()];
+  /**
+   * Runs resubscribe(), never two at once: a request while one runs (a reconnect) makes it run
+   * once more after. The health check asks again each second while anything failed, so retries
+   * are bounded to one round a second.
+   */
+  private requestSync(): void {
+    if (this.closed) return;
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
+    this.syncing = true;
+    void (async () => {
+      try {
+        do {
+          this.syncAgain = false;
+          await this.resubscribe();
+        } while (this.syncAgain && !this.closed);
+      } finally {
+        this.syncing = false;
+      }
+    })();
+  }
+
+  /**
+   * Before the subscriber is resubscribed on this connection: the probe channel and every wanted
+   * channel not yet live. After: only the channels whose SUBSCRIBE failed. Stops at the first
+   * failure; the health check asks again.
+   */
+  private async resubscribe(): Promise<void> {
+    const epoch = this.subEpoch;
+    const current = (): boolean => epoch === this.subEpoch && this.sub.redis.status === 'ready' && !this.closed;
+    if (!current()) return;
+    const full = !this.resubscribed;
+    if (full) {
+      const probe = await this.sub.redis.subscribe(this.options.prefix + this.probeChannel).then(
+        () => true,
+        (err: Error) => {
+          this.log.warn({ err: err.message }, 'redis subscribe failed (probe channel); retried');
+          return false;
+        },
+      );
+      if (!probe || !current()) return;
+    }
+    const channels = full ? [...this.wanted.keys()] : [...this.retry];
+    if (!full) this.retry.clear(); // a failure puts them back
     for (let i = 0; i < channels.length; i += RESUBSCRIBE_BATCH) {
       // Re-read the wanted set per batch: a channel dropped meanwhile must not be subscribed again.
-      const batch = channels.slice(i, i + RESUBSCRIBE_BATCH).filter((c) => this.wanted.has(c));
-      if (batch.length > 0 && !(await this.sendSubscribe(batch))) return;
-      if (this.sub.redis.status !== 'ready') return;
+      const batch = channels.slice(i, i + RESUBSCRIBE_BATCH).filter((c) => this.wanted.has(c) && !this.live.has(c));
+      if (batch.length > 0 && !(await this.sendSubscribe(batch))) {
+        if (!full) for (const c of channels.slice(i + RESUBSCRIBE_BATCH)) this.retry.add(c);
+        return;
+      }
+      if (!current()) return;
     }
-    if (this.sub.redis.status !== 'ready' || this.closed) return;
+    if (!full || !current()) return;
     this.resubscribed = true;
     this.log.info({ channels: this.wanted.size, origin: originHex(this.origin) }, 'redis subscriber ready; channels subscribed');
     // Ready only once a probe has made the round trip on this subscription (the publisher's
@@ -257,6 +324,11 @@ export class RedisBus implements Bus {
 
   private checkHealth(): void {
     this.logGaps();
+    // A SUBSCRIBE that failed while the connection stayed up (Redis stalled past the command
+    // timeout between two PINGs): nothing else would retry it, and readiness or a client's ack
+    // would wait forever.
+    const { sub } = this;
+    if (sub.up && sub.answering && !this.syncing && (!this.resubscribed || this.retry.size > 0)) this.requestSync();
     for (const conn of [this.pub, this.sub]) {
       if (!conn.up || conn.pinging) continue;
       conn.pinging = true;
@@ -266,8 +338,8 @@ export class RedisBus implements Bus {
           if (conn.answering || !conn.up) return;
           conn.answering = true;
           this.log.info({ role: conn.role }, 'redis answering again');
-          // Commands may have timed out while it stalled; make sure every channel is live.
-          if (conn === this.sub) void this.resubscribeAll();
+          // Commands may have timed out while it stalled: send again any SUBSCRIBE that did.
+          if (conn === this.sub) this.requestSync();
           this.emitReadiness();
         },
         (err: Error) => {
@@ -290,7 +362,7 @@ export class RedisBus implements Bus {
       this.stats.busConnected[role] = 1;
       everReady = true;
       if (role === 'subscriber') {
-        void this.resubscribeAll();
+        this.requestSync();
       } else {
         this.log.info('redis publisher ready');
         if (!this.probe.isOk && this.sub.up && this.resubscribed) this.probe.sendNow();
@@ -300,8 +372,10 @@ export class RedisBus implements Bus {
     redis.on('close', () => {
       conn.up = false;
       if (role === 'subscriber') {
+        this.subEpoch++;
         this.resubscribed = false;
         this.live.clear();
+        this.retry.clear(); // the next connection subscribes everything
         this.probe.reset();
       }
       this.stats.busConnected[role] = 0;

@@ -63,9 +63,16 @@ export interface SequenceCounts {
  * counted, since this gateway may not have held the channel then. After that, every hole is a
  * gap, including messages published while this gateway's subscriber connection was down or not
  * yet resubscribed: its clients held the channel throughout and did not get them.
+ *
+ * A channel taken up afresh is held (hold) but not tracked until Redis confirms its SUBSCRIBE
+ * (watch). Messages arriving in between can only come from an earlier subscription to the same
+ * channel, still in flight after a quick unsubscribe/subscribe: taking one as the baseline would
+ * count what was published while the channel was not held as gaps, though nobody here was owed it.
  */
 export class SequenceTracker {
   private readonly channels = new Map<string, Map<number, Heard>>();
+  /** Held, SUBSCRIBE not yet confirmed: delivered untracked. */
+  private readonly held = new Set<string>();
   private clock = 0;
 
   constructor(
@@ -74,23 +81,41 @@ export class SequenceTracker {
   ) {}
 
   get trackedChannels(): number {
-    return this.channels.size;
+    return this.channels.size + this.held.size;
   }
 
-  /** Starts tracking a channel this gateway now holds (kept if already tracked). */
+  /**
+   * The gateway took the channel up and sent its SUBSCRIBE: until watch(), its messages are
+   * delivered but neither counted nor set a baseline. A channel already tracked keeps its state.
+   */
+  hold(channel: string): void {
+    if (!this.channels.has(channel)) this.held.add(channel);
+  }
+
+  /**
+   * Redis confirmed the channel's SUBSCRIBE: the next message from each origin is its baseline.
+   * A channel already tracked (a resubscribe after a reconnect) keeps its state, so what was
+   * published while the subscriber was away counts as gaps: its clients were owed it.
+   */
   watch(channel: string): void {
+    this.held.delete(channel);
     if (!this.channels.has(channel)) this.channels.set(channel, new Map());
   }
 
   /** Forgets a channel this gateway gave up: nobody here is owed its messages any more. */
   forget(channel: string): void {
     this.channels.delete(channel);
+    this.held.delete(channel);
   }
 
   /** Counts any gap before this message; false when it is a duplicate that must not be delivered. */
   accept(channel: string, message: Buffer): boolean {
     const origins = this.channels.get(channel);
-    if (origins === undefined) return true; // not held here: the hub has no one to deliver to
+    // Not held here (the hub has no one to deliver to), or held but not yet confirmed: from the
+    // previous subscription, published while a client here may still have held the channel, so
+    // delivered, but it must not become the baseline. Redis sends a connection's pushes once and
+    // in order, so it cannot repeat a message that comes after the confirmation.
+    if (origins === undefined) return true;
     const origin = readOrigin(message);
     const stream = readStream(message);
     const seq = readSeq(message);
