@@ -33,9 +33,12 @@ export function parseMetrics(text: string): Map<string, number> {
   return out;
 }
 
-/** Starts a gateway with these settings (on port 0, quiet logs unless given). */
-export async function startGateway(env: Record<string, string>, timeoutMs = 15_000): Promise<GatewayProcess> {
-  const proc = spawn(process.execPath, [MAIN], {
+/**
+ * Starts a gateway with these settings (on port 0, quiet logs unless given). `script` runs another
+ * server that logs the same JSON `listening` line (the benchmark's peer and ceiling servers).
+ */
+export async function startGateway(env: Record<string, string>, timeoutMs = 15_000, script = MAIN): Promise<GatewayProcess> {
+  const proc = spawn(process.execPath, [script], {
     env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,0 +1,92 @@
+// `npm run bench`: every scenario against hubcast, Socket.IO + Redis adapter and the bare ws
+// ceiling, in one run; prints one table with ratios and writes the JSON.
+//
+//   --quick                 small N and short runs (a CI smoke check); exits 1 on any loss
+//   --scenarios=a,b,c,d,e   --targets=hubcast,socketio,ws
+//   --json=FILE             where the JSON goes (default bench-results.json)
+//   --profile=DIR           run the servers with --cpu-prof, profiles written to DIR
+import { writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { startRedis } from '../../../test/helpers/redis.js';
+import { buildRows, formatTable } from './report.js';
+import { runScenario, type ScenarioId, type ScenarioResult, type Sizes } from './scenarios.js';
+import { TARGETS, type TargetName } from './targets.js';
+
+const FULL: Sizes = {
+  a: { subscribers: 1000, rate: 100, durationMs: 8000, size: 64 },
+  b: { subscribers: 200, rate: 1000, durationMs: 8000, size: 64 },
+  c: { connections: 10_000 },
+  d: { subscribers: 1000, startRate: 50, factor: 1.4, steps: 7, durationMs: 3000, p99Ms: 50 },
+  e: { subscribers: 30_000, rate: 10, durationMs: 2000, size: 64, processes: 3 },
+  gateways: 3,
+  subscriberProcesses: 2,
+};
+
+const QUICK: Sizes = {
+  a: { subscribers: 30, rate: 50, durationMs: 500, size: 64 },
+  b: { subscribers: 12, rate: 200, durationMs: 500, size: 64 },
+  c: { connections: 300 },
+  d: { subscribers: 30, startRate: 50, factor: 2, steps: 2, durationMs: 300, p99Ms: 50 },
+  e: { subscribers: 300, rate: 10, durationMs: 300, size: 64, processes: 3 },
+  gateways: 3,
+  subscriberProcesses: 2,
+};
+
+function arg(name: string): string | undefined {
+  const prefix = `--${name}=`;
+  return process.argv.find((a) => a.startsWith(prefix))?.slice(prefix.length);
+}
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function main(): Promise<number> {
+  const quick = process.argv.includes('--quick');
+  const sizes = quick ? QUICK : FULL;
+  const scenarios = (arg('scenarios')?.split(',') ?? ['a', 'b', 'c', 'd', 'e']) as ScenarioId[];
+  const targets = (arg('targets')?.split(',') ?? [...TARGETS]) as TargetName[];
+  const jsonPath = resolve(arg('json') ?? 'bench-results.json');
+  const profileDir = arg('profile');
+  const env = profileDir === undefined ? undefined : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${resolve(profileDir)}` };
+
+  const redis = await startRedis();
+  const started = Date.now();
+  const results: ScenarioResult[] = [];
+  try {
+    for (const scenario of scenarios) {
+      for (const target of targets) {
+        const t0 = Date.now();
+        const result = await runScenario({ redis: { url: redis.url, pid: redis.pid }, sizes, env }, scenario, target);
+        results.push(result);
+        out(`bench: (${scenario}) ${target}: ${result.error ? `FAILED: ${result.error}` : 'done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      }
+    }
+  } finally {
+    await redis.close();
+  }
+
+  const table = formatTable(buildRows(results, sizes));
+  const machine = { cores: availableParallelism(), node: process.version, loadavgAtEnd: loadavg() };
+  writeFileSync(jsonPath, `${JSON.stringify({ quick, sizes, machine, durationS: (Date.now() - started) / 1000, results }, null, 2)}\n`);
+  out('');
+  out(table);
+  out('');
+  out(`bench: ${quick ? 'quick' : 'full'} run, ${machine.cores} cores, Node ${machine.node}, ${((Date.now() - started) / 1000).toFixed(0)} s; JSON in ${jsonPath}`);
+
+  const measurements = results.flatMap((r) => [...(r.measurement ? [r.measurement] : []), ...(r.steps ?? [])]);
+  const lost = measurements.reduce((a, m) => a + Math.max(0, m.lost), 0);
+  const failed = results.filter((r) => r.error !== undefined);
+  if (failed.length > 0) out(`bench: ${failed.length} scenario runs failed`);
+  if (quick && lost > 0) out(`bench: ${lost} deliveries lost`);
+  return failed.length > 0 || (quick && lost > 0) ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,257 @@
+// The scenarios of the benchmark, each run against one target: start the servers and the load
+// processes, warm up until every connection receives, measure, stop everything.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { machineTicks, rssBytes, sumCpuMicros } from './procstat.js';
+import { Publisher, Subscribers } from './load.js';
+import { type RedisInfo, type Target, type TargetName, startTarget } from './targets.js';
+
+export type ScenarioId = 'a' | 'b' | 'c' | 'd' | 'e';
+
+export interface Flow {
+  readonly subscribers: number;
+  readonly rate: number;
+  readonly durationMs: number;
+  readonly size: number;
+}
+
+/** One measured publish run. */
+export interface Measurement {
+  readonly subscribers: number;
+  readonly rate: number;
+  readonly sent: number;
+  readonly expected: number;
+  readonly received: number;
+  /** Counted as dropped by the target (null: the target keeps no such count). */
+  readonly dropped: number | null;
+  /** Neither received nor counted as dropped. */
+  readonly lost: number;
+  /** Connections that received nothing of this run. */
+  readonly silent: number;
+  readonly open: number;
+  readonly deliveriesPerSecond: number;
+  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly p999: number; readonly max: number };
+  /** Server CPU (servers and Redis) per delivery, in µs. */
+  readonly cpuMicrosPerDelivery: number;
+  /** The same without Redis. */
+  readonly gatewayCpuMicrosPerDelivery: number;
+  /** CPU of the load processes (subscribers and publisher), as a share of one core. */
+  readonly loadCpuCores: number;
+  /** The whole machine (every process, anyone's), as a share of all cores. */
+  readonly machineBusy: number;
+}
+
+export interface ScenarioResult {
+  readonly scenario: ScenarioId;
+  readonly target: TargetName;
+  readonly servers: number;
+  readonly measurement?: Measurement;
+  /** (c) resident memory per idle connection, in bytes. */
+  readonly rssPerConnection?: number;
+  readonly connections?: number;
+  /** (d) every step tried, and the best delivery rate that met the bar. */
+  readonly steps?: readonly Measurement[];
+  readonly bestDeliveriesPerSecond?: number;
+  readonly error?: string;
+}
+
+export interface Sizes {
+  readonly a: Flow;
+  readonly b: Flow;
+  readonly c: { readonly connections: number };
+  readonly d: { readonly subscribers: number; readonly startRate: number; readonly factor: number; readonly steps: number; readonly durationMs: number; readonly p99Ms: number };
+  readonly e: Flow & { readonly processes: number };
+  readonly gateways: number;
+  readonly subscriberProcesses: number;
+}
+
+interface Rig {
+  readonly target: Target;
+  readonly subs: Subscribers;
+  readonly pub: Publisher;
+}
+
+let nextRun = 1;
+/** Settle: no new deliveries for this long after the last publish means the rest are not coming. */
+const QUIET_MS = 2000;
+const SETTLE_LIMIT_MS = 30_000;
+
+async function withRig<T>(
+  name: TargetName,
+  servers: number,
+  redis: RedisInfo,
+  env: Record<string, string> | undefined,
+  subscribers: number,
+  processes: number,
+  body: (rig: Rig) => Promise<T>,
+): Promise<T> {
+  const target = await startTarget(name, { servers, redis, env });
+  const subs = new Subscribers(processes);
+  const pub = new Publisher();
+  try {
+    await subs.connect(target.dialect, target.subscriberUrls, subscribers);
+    await pub.connect(target.publisherDialect, target.publisherUrls);
+    return await body({ target, subs, pub });
+  } finally {
+    await Promise.all([subs.close(), pub.close()]);
+    await target.stop();
+  }
+}
+
+/** Publishes slowly until every connection has received something: all subscriptions are live end to end. */
+async function warmUp(rig: Rig): Promise<void> {
+  await rig.subs.run(nextRun);
+  const run = nextRun++;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    await rig.pub.publish(run, 20, 250, 64);
+    const totals = await rig.subs.totals(false);
+    if (totals.silent === 0) return;
+    if (Date.now() > deadline) throw new Error(`warm-up: ${totals.silent} connections never received a message`);
+  }
+}
+
+async function measure(rig: Rig, flow: Flow): Promise<Measurement> {
+  const { target, subs, pub } = rig;
+  const run = nextRun++;
+  await subs.run(run);
+  const loadPids = [...subs.pids, pub.pid];
+  const dropped0 = await target.dropped();
+  const cpu0 = sumCpuMicros(target.serverPids);
+  const gw0 = sumCpuMicros(target.gatewayPids);
+  const load0 = sumCpuMicros(loadPids);
+  const machine0 = machineTicks();
+  const t0 = performance.now();
+  const { sent } = await pub.publish(run, flow.rate, flow.durationMs, flow.size);
+  const expected = sent * flow.subscribers;
+  // Wait until everything arrived, or nothing more arrives for QUIET_MS.
+  let received = 0;
+  let lastChange = performance.now();
+  const settleDeadline = performance.now() + SETTLE_LIMIT_MS;
+  for (;;) {
+    const totals = await subs.totals(false);
+    if (totals.received !== received) lastChange = performance.now();
+    received = totals.received;
+    if (received >= expected || performance.now() - lastChange > QUIET_MS || performance.now() > settleDeadline) break;
+    await sleep(50);
+  }
+  const elapsedS = (performance.now() - t0) / 1000;
+  const cpu = sumCpuMicros(target.serverPids) - cpu0;
+  const gw = sumCpuMicros(target.gatewayPids) - gw0;
+  const load = sumCpuMicros(loadPids) - load0;
+  const machine1 = machineTicks();
+  const totals = await subs.totals(true);
+  const dropped1 = await target.dropped();
+  const dropped = dropped0 === null || dropped1 === null ? null : dropped1 - dropped0;
+  const h = totals.histogram!;
+  const ms = (us: number): number => us / 1000;
+  const result: Measurement = {
+    subscribers: flow.subscribers,
+    rate: flow.rate,
+    sent,
+    expected,
+    received: totals.received,
+    dropped,
+    lost: expected - totals.received - (dropped ?? 0),
+    silent: totals.silent,
+    open: totals.open,
+    deliveriesPerSecond: totals.received / (flow.durationMs / 1000),
+    latencyMs: {
+      p50: ms(h.getValueAtPercentile(50)),
+      p99: ms(h.getValueAtPercentile(99)),
+      p999: ms(h.getValueAtPercentile(99.9)),
+      max: ms(h.maxValue),
+    },
+    cpuMicrosPerDelivery: cpu / Math.max(1, totals.received),
+    gatewayCpuMicrosPerDelivery: gw / Math.max(1, totals.received),
+    loadCpuCores: load / 1_000_000 / elapsedS,
+    machineBusy: (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total),
+  };
+  h.destroy();
+  return result;
+}
+
+export interface RunContext {
+  readonly redis: RedisInfo;
+  readonly sizes: Sizes;
+  readonly env?: Record<string, string>;
+}
+
+async function flowScenario(ctx: RunContext, scenario: 'a' | 'b', name: TargetName): Promise<ScenarioResult> {
+  const flow = ctx.sizes[scenario];
+  const servers = name === 'ws' ? 1 : ctx.sizes.gateways;
+  return withRig(name, servers, ctx.redis, ctx.env, flow.subscribers, ctx.sizes.subscriberProcesses, async (rig) => {
+    await warmUp(rig);
+    return { scenario, target: name, servers, measurement: await measure(rig, flow) };
+  });
+}
+
+/** (c) Idle connections on one server: resident memory grown per connection. */
+async function idleMemory(ctx: RunContext, name: TargetName): Promise<ScenarioResult> {
+  const connections = ctx.sizes.c.connections;
+  const target = await startTarget(name, { servers: 1, redis: ctx.redis, env: ctx.env });
+  const subs = new Subscribers(ctx.sizes.subscriberProcesses);
+  try {
+    const pid = target.gatewayPids[0]!;
+    await sleep(1000);
+    const before = rssBytes(pid);
+    await subs.connect(target.dialect, target.subscriberUrls, connections);
+    await sleep(2000); // let the server settle (timers, lazily grown buffers)
+    const after = rssBytes(pid);
+    const totals = await subs.totals(false);
+    if (totals.open !== connections) throw new Error(`${totals.open} of ${connections} connections open`);
+    return { scenario: 'c', target: name, servers: 1, connections, rssPerConnection: (after - before) / connections };
+  } finally {
+    await subs.close();
+    await target.stop();
+  }
+}
+
+/** (d) Raises the rate step by step; the best delivery rate with p99 under the bar and nothing dropped or lost. */
+async function highestRate(ctx: RunContext, name: TargetName): Promise<ScenarioResult> {
+  const d = ctx.sizes.d;
+  const servers = name === 'ws' ? 1 : ctx.sizes.gateways;
+  return withRig(name, servers, ctx.redis, ctx.env, d.subscribers, ctx.sizes.subscriberProcesses, async (rig) => {
+    await warmUp(rig);
+    const steps: Measurement[] = [];
+    let best = 0;
+    let rate = d.startRate;
+    for (let i = 0; i < d.steps; i++) {
+      const m = await measure(rig, { subscribers: d.subscribers, rate: Math.round(rate), durationMs: d.durationMs, size: 64 });
+      steps.push(m);
+      const ok = m.latencyMs.p99 < d.p99Ms && (m.dropped ?? 0) === 0 && m.lost === 0;
+      if (!ok) break;
+      best = Math.max(best, m.deliveriesPerSecond);
+      rate *= d.factor;
+    }
+    return { scenario: 'd', target: name, servers, steps, bestDeliveriesPerSecond: best };
+  });
+}
+
+/** (e) Many connections across the servers, every one receiving every broadcast. */
+async function manyConnections(ctx: RunContext, name: TargetName): Promise<ScenarioResult> {
+  const e = ctx.sizes.e;
+  // The ceiling is one process elsewhere; here one process cannot hold the sockets (RLIMIT_NOFILE), so it runs as G.
+  const servers = ctx.sizes.gateways;
+  return withRig(name, servers, ctx.redis, ctx.env, e.subscribers, e.processes, async (rig) => {
+    await warmUp(rig);
+    return { scenario: 'e', target: name, servers, connections: e.subscribers, measurement: await measure(rig, e) };
+  });
+}
+
+export async function runScenario(ctx: RunContext, scenario: ScenarioId, name: TargetName): Promise<ScenarioResult> {
+  try {
+    switch (scenario) {
+      case 'a':
+      case 'b':
+        return await flowScenario(ctx, scenario, name);
+      case 'c':
+        return await idleMemory(ctx, name);
+      case 'd':
+        return await highestRate(ctx, name);
+      case 'e':
+        return await manyConnections(ctx, name);
+    }
+  } catch (err) {
+    return { scenario, target: name, servers: 0, error: (err as Error).message };
+  }
+}
