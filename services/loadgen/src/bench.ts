@@ -49,7 +49,7 @@ async function main(): Promise<number> {
   const targets = (arg('targets')?.split(',') ?? [...TARGETS]) as TargetName[];
   const jsonPath = resolve(arg('json') ?? 'bench-results.json');
   const profileDir = arg('profile');
-  const env = profileDir === undefined ? undefined : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${resolve(profileDir)}` };
+  const nodeArgs = profileDir === undefined ? undefined : ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`];
 
   const redis = await startRedis();
   const started = Date.now();
@@ -58,7 +58,7 @@ async function main(): Promise<number> {
     for (const scenario of scenarios) {
       for (const target of targets) {
         const t0 = Date.now();
-        const result = await runScenario({ redis: { url: redis.url, pid: redis.pid }, sizes, env }, scenario, target);
+        const result = await runScenario({ redis: { url: redis.url, pid: redis.pid }, sizes, nodeArgs }, scenario, target);
         results.push(result);
         out(`bench: (${scenario}) ${target}: ${result.error ? `FAILED: ${result.error}` : 'done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       }

@@ -18,17 +18,17 @@ export function makePayload(run: number, sentMicros: number, size: number): stri
 }
 
 /**
- * Reads run and send time from a received frame's bytes (whatever envelope surrounds the payload).
- * Returns false when the bytes hold no payload. Digits are read in place: no string, no allocation.
+ * Reads run and send time from the bytes buf[start, end) of a received message (whatever envelope
+ * surrounds the payload). Returns false when they hold no payload. Read in place: no allocation.
  */
-export function readPayload(buf: Buffer, out: { run: number; sent: number }): boolean {
-  let i = buf.indexOf(AT);
-  if (i < 0) return false;
+export function readPayload(buf: Buffer, start: number, end: number, out: { run: number; sent: number }): boolean {
+  let i = buf.indexOf(AT, start);
+  if (i < 0 || i >= end) return false;
   let run = 0;
-  for (i++; i < buf.length && buf[i] !== COLON; i++) run = run * 10 + (buf[i]! - ZERO);
+  for (i++; i < end && buf[i] !== COLON; i++) run = run * 10 + (buf[i]! - ZERO);
   let sent = 0;
-  for (i++; i < buf.length && buf[i] !== COLON; i++) sent = sent * 10 + (buf[i]! - ZERO);
-  if (i >= buf.length) return false;
+  for (i++; i < end && buf[i] !== COLON; i++) sent = sent * 10 + (buf[i]! - ZERO);
+  if (i >= end) return false;
   out.run = run;
   out.sent = sent;
   return true;

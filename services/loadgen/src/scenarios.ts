@@ -3,7 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { machineTicks, rssBytes, sumCpuMicros } from './procstat.js';
 import { Publisher, Subscribers } from './load.js';
-import { type RedisInfo, type Target, type TargetName, startTarget } from './targets.js';
+import { type Counters, type RedisInfo, type Target, type TargetName, startTarget } from './targets.js';
 
 export type ScenarioId = 'a' | 'b' | 'c' | 'd' | 'e';
 
@@ -25,9 +25,15 @@ export interface Measurement {
   readonly dropped: number | null;
   /** Neither received nor counted as dropped. */
   readonly lost: number;
+  /** hubcast: messages its gateways took from Redis (sent × gateways when none is missing), reconnects, refused publishes. */
+  readonly busMessages: number | null;
+  readonly busReconnects: number | null;
+  readonly publishesRejected: number | null;
   /** Connections that received nothing of this run. */
   readonly silent: number;
   readonly open: number;
+  /** Connections the server closed (hubcast: evicted) since they opened. */
+  readonly closed: number;
   readonly deliveriesPerSecond: number;
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly p999: number; readonly max: number };
   /** Server CPU (servers and Redis) per delivery, in µs. */
@@ -72,19 +78,19 @@ interface Rig {
 
 let nextRun = 1;
 /** Settle: no new deliveries for this long after the last publish means the rest are not coming. */
-const QUIET_MS = 2000;
+const QUIET_MS = 5000;
 const SETTLE_LIMIT_MS = 30_000;
 
 async function withRig<T>(
   name: TargetName,
   servers: number,
   redis: RedisInfo,
-  env: Record<string, string> | undefined,
+  nodeArgs: readonly string[] | undefined,
   subscribers: number,
   processes: number,
   body: (rig: Rig) => Promise<T>,
 ): Promise<T> {
-  const target = await startTarget(name, { servers, redis, env });
+  const target = await startTarget(name, { servers, redis, nodeArgs });
   const subs = new Subscribers(processes);
   const pub = new Publisher();
   try {
@@ -115,7 +121,7 @@ async function measure(rig: Rig, flow: Flow): Promise<Measurement> {
   const run = nextRun++;
   await subs.run(run);
   const loadPids = [...subs.pids, pub.pid];
-  const dropped0 = await target.dropped();
+  const counters0 = await target.counters();
   const cpu0 = sumCpuMicros(target.serverPids);
   const gw0 = sumCpuMicros(target.gatewayPids);
   const load0 = sumCpuMicros(loadPids);
@@ -140,8 +146,9 @@ async function measure(rig: Rig, flow: Flow): Promise<Measurement> {
   const load = sumCpuMicros(loadPids) - load0;
   const machine1 = machineTicks();
   const totals = await subs.totals(true);
-  const dropped1 = await target.dropped();
-  const dropped = dropped0 === null || dropped1 === null ? null : dropped1 - dropped0;
+  const counters1 = await target.counters();
+  const delta = (k: keyof Counters): number | null => (counters0 === null || counters1 === null ? null : counters1[k] - counters0[k]);
+  const dropped = delta('dropped');
   const h = totals.histogram!;
   const ms = (us: number): number => us / 1000;
   const result: Measurement = {
@@ -152,8 +159,12 @@ async function measure(rig: Rig, flow: Flow): Promise<Measurement> {
     received: totals.received,
     dropped,
     lost: expected - totals.received - (dropped ?? 0),
+    busMessages: delta('busMessages'),
+    busReconnects: delta('busReconnects'),
+    publishesRejected: delta('publishesRejected'),
     silent: totals.silent,
     open: totals.open,
+    closed: totals.closed,
     deliveriesPerSecond: totals.received / (flow.durationMs / 1000),
     latencyMs: {
       p50: ms(h.getValueAtPercentile(50)),
@@ -173,13 +184,13 @@ async function measure(rig: Rig, flow: Flow): Promise<Measurement> {
 export interface RunContext {
   readonly redis: RedisInfo;
   readonly sizes: Sizes;
-  readonly env?: Record<string, string>;
+  readonly nodeArgs?: readonly string[];
 }
 
 async function flowScenario(ctx: RunContext, scenario: 'a' | 'b', name: TargetName): Promise<ScenarioResult> {
   const flow = ctx.sizes[scenario];
   const servers = name === 'ws' ? 1 : ctx.sizes.gateways;
-  return withRig(name, servers, ctx.redis, ctx.env, flow.subscribers, ctx.sizes.subscriberProcesses, async (rig) => {
+  return withRig(name, servers, ctx.redis, ctx.nodeArgs, flow.subscribers, ctx.sizes.subscriberProcesses, async (rig) => {
     await warmUp(rig);
     return { scenario, target: name, servers, measurement: await measure(rig, flow) };
   });
@@ -188,7 +199,7 @@ async function flowScenario(ctx: RunContext, scenario: 'a' | 'b', name: TargetNa
 /** (c) Idle connections on one server: resident memory grown per connection. */
 async function idleMemory(ctx: RunContext, name: TargetName): Promise<ScenarioResult> {
   const connections = ctx.sizes.c.connections;
-  const target = await startTarget(name, { servers: 1, redis: ctx.redis, env: ctx.env });
+  const target = await startTarget(name, { servers: 1, redis: ctx.redis, nodeArgs: ctx.nodeArgs });
   const subs = new Subscribers(ctx.sizes.subscriberProcesses);
   try {
     const pid = target.gatewayPids[0]!;
@@ -210,7 +221,7 @@ async function idleMemory(ctx: RunContext, name: TargetName): Promise<ScenarioRe
 async function highestRate(ctx: RunContext, name: TargetName): Promise<ScenarioResult> {
   const d = ctx.sizes.d;
   const servers = name === 'ws' ? 1 : ctx.sizes.gateways;
-  return withRig(name, servers, ctx.redis, ctx.env, d.subscribers, ctx.sizes.subscriberProcesses, async (rig) => {
+  return withRig(name, servers, ctx.redis, ctx.nodeArgs, d.subscribers, ctx.sizes.subscriberProcesses, async (rig) => {
     await warmUp(rig);
     const steps: Measurement[] = [];
     let best = 0;
@@ -232,7 +243,7 @@ async function manyConnections(ctx: RunContext, name: TargetName): Promise<Scena
   const e = ctx.sizes.e;
   // The ceiling is one process elsewhere; here one process cannot hold the sockets (RLIMIT_NOFILE), so it runs as G.
   const servers = ctx.sizes.gateways;
-  return withRig(name, servers, ctx.redis, ctx.env, e.subscribers, e.processes, async (rig) => {
+  return withRig(name, servers, ctx.redis, ctx.nodeArgs, e.subscribers, e.processes, async (rig) => {
     await warmUp(rig);
     return { scenario: 'e', target: name, servers, connections: e.subscribers, measurement: await measure(rig, e) };
   });

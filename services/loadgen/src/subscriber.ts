@@ -3,12 +3,12 @@
 // Driven by the orchestrator over IPC (see ipc.ts); the orchestrator spreads connections over
 // several of these so neither file descriptors nor one core bound the client side.
 import * as hdr from 'hdr-histogram-js';
-import WebSocket from 'ws';
 import type { ConnectTarget, Dialect, SubscriberReply, SubscriberRequest } from './ipc.js';
 import { nowMicros, readPayload } from './payload.js';
+import { MiniWebSocket } from './wsclient.js';
 
 interface Conn {
-  readonly ws: WebSocket;
+  ws: MiniWebSocket | null;
   /** Messages of the current run. */
   n: number;
 }
@@ -28,8 +28,8 @@ function send(reply: SubscriberReply): void {
   process.send!(reply);
 }
 
-function onPayload(conn: Conn, data: Buffer): void {
-  if (!readPayload(data, parsed) || parsed.run !== run) return;
+function onPayload(conn: Conn, chunk: Buffer, start: number, end: number): void {
+  if (!readPayload(chunk, start, end, parsed) || parsed.run !== run) return;
   conn.n++;
   received++;
   const latency = nowMicros() - parsed.sent;
@@ -39,34 +39,40 @@ function onPayload(conn: Conn, data: Buffer): void {
 /** Opens one connection; resolves once the target will deliver broadcasts to it. */
 function open(url: string, dialect: Dialect, localAddress: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, localAddress, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
-    const conn: Conn = { ws, n: 0 };
+    const conn: Conn = { ws: null, n: 0 };
     let ready = false;
+    const timer = setTimeout(() => {
+      conn.ws!.close();
+      reject(new Error(`no handshake within ${HANDSHAKE_TIMEOUT_MS} ms: ${url}`));
+    }, HANDSHAKE_TIMEOUT_MS);
     const onReady = (): void => {
       ready = true;
+      clearTimeout(timer);
       conns.push(conn);
       resolve();
     };
-    ws.on('error', (err) => {
-      if (!ready) reject(err);
-    });
-    ws.on('close', () => {
-      if (!ready) reject(new Error(`closed before ready: ${url}`));
-      else if (!closing) closed++;
-    });
-    if (dialect === 'plain') {
-      ws.on('open', onReady);
-      ws.on('message', (data: Buffer) => onPayload(conn, data));
-      return;
-    }
-    // Engine.IO v4 / Socket.IO v5 over a bare WebSocket: '0' open → send '40' (join namespace
-    // '/'), '40' connected, '2' ping → '3' pong, '42[...]' an event.
-    ws.on('message', (data: Buffer) => {
-      const first = data[0];
-      if (first === 0x34 && data[1] === 0x32) onPayload(conn, data);
-      else if (first === 0x32) ws.send('3');
-      else if (first === 0x30) ws.send('40');
-      else if (first === 0x34 && data[1] === 0x30 && !ready) onReady();
+    conn.ws = new MiniWebSocket(url, localAddress, {
+      onOpen: () => {
+        if (dialect === 'plain') onReady();
+      },
+      onClose: (reason) => {
+        clearTimeout(timer);
+        if (!ready) reject(new Error(`${reason}: ${url}`));
+        else if (!closing) closed++;
+      },
+      onMessage:
+        dialect === 'plain'
+          ? (chunk, start, end) => onPayload(conn, chunk, start, end)
+          : // Engine.IO v4 / Socket.IO v5 over a bare WebSocket: '0' open → send '40' (join
+            // namespace '/'), '40' connected, '2' ping → '3' pong, '42[...]' an event.
+            (chunk, start, end) => {
+              const first = chunk[start];
+              const second = end - start > 1 ? chunk[start + 1] : -1;
+              if (first === 0x34 && second === 0x32) onPayload(conn, chunk, start, end);
+              else if (first === 0x32) conn.ws!.send('3');
+              else if (first === 0x30) conn.ws!.send('40');
+              else if (first === 0x34 && second === 0x30 && !ready) onReady();
+            },
     });
   });
 }
@@ -98,7 +104,7 @@ function report(): void {
   let openNow = 0;
   for (const c of conns) {
     if (c.n === 0) silent++;
-    if (c.ws.readyState === WebSocket.OPEN) openNow++;
+    if (c.ws!.open) openNow++;
   }
   send({ type: 'report', received, silent, open: openNow, closed, histogram: hdr.encodeIntoCompressedBase64(histogram) });
 }
@@ -121,7 +127,7 @@ process.on('message', (msg: SubscriberRequest) => {
       break;
     case 'close':
       closing = true;
-      for (const c of conns) c.ws.terminate();
+      for (const c of conns) c.ws!.close();
       send({ type: 'closed' });
       process.disconnect();
       break;

@@ -29,8 +29,8 @@ export interface Target {
   readonly subscriberUrls: readonly string[];
   readonly publisherDialect: TargetName;
   readonly publisherUrls: readonly string[];
-  /** Deliveries the target counted as dropped (hubcast's metrics); null where the target keeps no count. */
-  dropped(): Promise<number | null>;
+  /** hubcast's own counts, summed over its gateways; null where the target keeps none. */
+  counters(): Promise<Counters | null>;
   stop(): Promise<void>;
 }
 
@@ -38,12 +38,12 @@ export interface TargetOptions {
   /** Server processes (the ceiling is one process unless fd limits force more). */
   readonly servers: number;
   readonly redis: RedisInfo;
-  /** Extra environment for the server processes (NODE_OPTIONS=--cpu-prof for profiling). */
-  readonly env?: Record<string, string>;
+  /** Extra node arguments for the server processes (--cpu-prof for profiling). */
+  readonly nodeArgs?: readonly string[];
 }
 
-async function startAll(count: number, env: Record<string, string>, script?: string): Promise<GatewayProcess[]> {
-  const started = await Promise.allSettled(Array.from({ length: count }, () => startGateway(env, 30_000, script)));
+async function startAll(count: number, env: Record<string, string>, nodeArgs: readonly string[], script?: string): Promise<GatewayProcess[]> {
+  const started = await Promise.allSettled(Array.from({ length: count }, () => startGateway(env, 30_000, script, nodeArgs)));
   const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = started.find((s) => s.status === 'rejected');
   if (failed !== undefined) {
@@ -53,50 +53,67 @@ async function startAll(count: number, env: Record<string, string>, script?: str
   return ok;
 }
 
-async function sumDropped(servers: readonly GatewayProcess[]): Promise<number> {
-  let total = 0;
+export interface Counters {
+  /** Deliveries dropped for a client, and publishes refused (each would have been N deliveries). */
+  readonly dropped: number;
+  readonly publishesRejected: number;
+  /** Messages the gateways received from the bus (each fans out once). */
+  readonly busMessages: number;
+  readonly deliveries: number;
+  readonly busReconnects: number;
+}
+
+async function sumCounters(servers: readonly GatewayProcess[]): Promise<Counters> {
+  const sums = { dropped: 0, publishesRejected: 0, busMessages: 0, deliveries: 0, busReconnects: 0 };
+  const names: [string, keyof typeof sums][] = [
+    ['hubcast_messages_dropped_total', 'dropped'],
+    ['hubcast_publishes_rejected_total', 'publishesRejected'],
+    ['hubcast_bus_messages_received_total', 'busMessages'],
+    ['hubcast_deliveries_total', 'deliveries'],
+    ['hubcast_bus_reconnects_total', 'busReconnects'],
+  ];
   for (const server of servers) {
     for (const [series, value] of await server.metrics()) {
-      if (series.startsWith('hubcast_messages_dropped_total') || series.startsWith('hubcast_publishes_rejected_total')) total += value;
+      for (const [name, key] of names) if (series === name || series.startsWith(`${name}{`)) sums[key] += value;
     }
   }
-  return total;
+  return sums;
 }
 
 export async function startTarget(name: TargetName, options: TargetOptions): Promise<Target> {
   const { redis } = options;
-  const extra = options.env ?? {};
+  const args = options.nodeArgs ?? [];
   const redisPids = redis.pid === undefined ? [] : [redis.pid];
   let servers: GatewayProcess[];
   let target: Omit<Target, 'servers' | 'serverPids' | 'gatewayPids' | 'stop'>;
   switch (name) {
     case 'hubcast': {
-      const env = { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', DRAIN_MS: '0', ...extra };
-      servers = await startAll(options.servers, env);
+      const env = { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', DRAIN_MS: '0' };
+      servers = await startAll(options.servers, env, args);
       target = {
         name,
         dialect: 'plain',
         subscriberUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/ws?channels=bench`),
         publisherDialect: 'hubcast',
         publisherUrls: [`ws://127.0.0.1:${servers[0]!.port}/ws`],
-        dropped: () => sumDropped(servers),
+        counters: () => sumCounters(servers),
       };
       break;
     }
     case 'socketio': {
-      servers = await startAll(options.servers, { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), ...extra }, SOCKETIO);
+      servers = await startAll(options.servers, { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix() }, args, SOCKETIO);
       target = {
         name,
         dialect: 'socketio',
         subscriberUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/socket.io/?EIO=4&transport=websocket`),
         publisherDialect: 'socketio',
         publisherUrls: [`http://127.0.0.1:${servers[0]!.port}`],
-        dropped: async () => null,
+        counters: async () => null,
       };
       break;
     }
     case 'ws': {
-      servers = await startAll(options.servers, { ...extra }, CEILING);
+      servers = await startAll(options.servers, {}, args, CEILING);
       target = {
         name,
         dialect: 'plain',
@@ -104,7 +121,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
         publisherDialect: 'ws',
         // With more than one ceiling process, the publisher sends each message to every one.
         publisherUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/pub`),
-        dropped: async () => null,
+        counters: async () => null,
       };
       break;
     }
