@@ -37,6 +37,7 @@ function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e', title:
   const rows: Row[] = [
     { scenario: title, figure: 'deliveries received / expected', values: m((x) => x.received / Math.max(1, x.expected)), format: fixed(4) },
     { scenario: title, figure: 'deliveries dropped (counted)', values: m((x) => x.dropped), format: int },
+    { scenario: title, figure: 'publishes refused (counted)', values: m((x) => x.publishesRejected), format: int },
     { scenario: title, figure: 'deliveries lost (not counted)', values: m((x) => x.lost), format: int },
     { scenario: title, figure: 'connections closed by the server', values: m((x) => x.closed), format: int },
     { scenario: title, figure: 'p50 latency, ms', values: m((x) => x.latencyMs.p50), format: fixed(2) },

@@ -103,16 +103,27 @@ async function withRig<T>(
   }
 }
 
-/** Publishes slowly until every connection has received something: all subscriptions are live end to end. */
-async function warmUp(rig: Rig): Promise<void> {
+/**
+ * Publishes a few messages, then waits until all of them arrived, until every connection has
+ * received something: subscriptions are live end to end and no backlog is left for the measurement.
+ */
+async function warmUp(rig: Rig, subscribers: number): Promise<void> {
   await rig.subs.run(nextRun);
   const run = nextRun++;
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 120_000;
+  let sent = 0;
   for (;;) {
-    await rig.pub.publish(run, 20, 250, 64);
-    const totals = await rig.subs.totals(false);
-    if (totals.silent === 0) return;
-    if (Date.now() > deadline) throw new Error(`warm-up: ${totals.silent} connections never received a message`);
+    sent += (await rig.pub.publish(run, 20, 250, 64)).sent;
+    let totals = await rig.subs.totals(false);
+    const waitUntil = Date.now() + 20_000;
+    while (totals.received < sent * subscribers && Date.now() < waitUntil) {
+      await sleep(100);
+      totals = await rig.subs.totals(false);
+    }
+    if (totals.silent === 0 && totals.received >= sent * subscribers) return;
+    if (Date.now() > deadline) {
+      throw new Error(`warm-up: ${totals.silent} connections never received a message; ${totals.received} of ${sent * subscribers} arrived`);
+    }
   }
 }
 
@@ -158,7 +169,8 @@ async function measure(rig: Rig, flow: Flow): Promise<Measurement> {
     expected,
     received: totals.received,
     dropped,
-    lost: expected - totals.received - (dropped ?? 0),
+    // A publish the gateway refused (and counted) would have been one delivery per subscriber.
+    lost: expected - totals.received - (dropped ?? 0) - (delta('publishesRejected') ?? 0) * flow.subscribers,
     busMessages: delta('busMessages'),
     busReconnects: delta('busReconnects'),
     publishesRejected: delta('publishesRejected'),
@@ -191,7 +203,7 @@ async function flowScenario(ctx: RunContext, scenario: 'a' | 'b', name: TargetNa
   const flow = ctx.sizes[scenario];
   const servers = name === 'ws' ? 1 : ctx.sizes.gateways;
   return withRig(name, servers, ctx.redis, ctx.nodeArgs, flow.subscribers, ctx.sizes.subscriberProcesses, async (rig) => {
-    await warmUp(rig);
+    await warmUp(rig, flow.subscribers);
     return { scenario, target: name, servers, measurement: await measure(rig, flow) };
   });
 }
@@ -222,14 +234,14 @@ async function highestRate(ctx: RunContext, name: TargetName): Promise<ScenarioR
   const d = ctx.sizes.d;
   const servers = name === 'ws' ? 1 : ctx.sizes.gateways;
   return withRig(name, servers, ctx.redis, ctx.nodeArgs, d.subscribers, ctx.sizes.subscriberProcesses, async (rig) => {
-    await warmUp(rig);
+    await warmUp(rig, d.subscribers);
     const steps: Measurement[] = [];
     let best = 0;
     let rate = d.startRate;
     for (let i = 0; i < d.steps; i++) {
       const m = await measure(rig, { subscribers: d.subscribers, rate: Math.round(rate), durationMs: d.durationMs, size: 64 });
       steps.push(m);
-      const ok = m.latencyMs.p99 < d.p99Ms && (m.dropped ?? 0) === 0 && m.lost === 0;
+      const ok = m.latencyMs.p99 < d.p99Ms && (m.dropped ?? 0) === 0 && (m.publishesRejected ?? 0) === 0 && m.lost === 0;
       if (!ok) break;
       best = Math.max(best, m.deliveriesPerSecond);
       rate *= d.factor;
@@ -244,7 +256,7 @@ async function manyConnections(ctx: RunContext, name: TargetName): Promise<Scena
   // The ceiling is one process elsewhere; here one process cannot hold the sockets (RLIMIT_NOFILE), so it runs as G.
   const servers = ctx.sizes.gateways;
   return withRig(name, servers, ctx.redis, ctx.nodeArgs, e.subscribers, e.processes, async (rig) => {
-    await warmUp(rig);
+    await warmUp(rig, e.subscribers);
     return { scenario: 'e', target: name, servers, connections: e.subscribers, measurement: await measure(rig, e) };
   });
 }
