@@ -309,15 +309,29 @@ describe('Client write coalescing', () => {
     h.client.dispose();
   });
 
-  test('a client closed before the end of the turn writes nothing and counts its frames', { timeout: 5000 }, () => {
+  test("a close within the turn writes the turn's frames ahead of the close frame", { timeout: 5000 }, () => {
     const h = setup();
     h.client.deliver(frame(1));
     h.client.deliver(frame(2));
     h.client.close(1000, 'bye');
+    h.owner.endTurn(); // the scheduled flush finds the client closing and writes nothing more
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [1, 2]);
+    assert.deepEqual(h.ws.closes, [[1000, 'bye']]);
+    assert.equal(h.stats.deliveries, 2);
+    assert.equal(h.stats.dropped.disconnected, 0);
+    h.client.dispose();
+  });
+
+  test('a close within the turn on a backed-up socket discards and counts what waits', { timeout: 5000 }, () => {
+    const h = setup();
+    backUp(h);
+    h.client.deliver(frame(1));
+    h.client.close(1000, 'bye');
     h.owner.endTurn();
-    assert.equal(h.socket.written.length, 0);
-    assert.equal(h.stats.dropped.disconnected, 2);
-    assert.equal(h.stats.deliveries, 0);
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff]);
+    assert.equal(h.stats.dropped.disconnected, 1);
     h.client.dispose();
   });
 });

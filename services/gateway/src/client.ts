@@ -212,6 +212,9 @@ export class Client {
    */
   close(code: number, reason: string, dropReason: DropReason = DropReason.Disconnected): void {
     if (this.closing) return;
+    // Frames of this turn still waiting for its end go out ahead of the close frame, as they
+    // would have without coalescing; only those the peer cannot take are discarded.
+    if (this.queue.length > 0 && !this.socket.writableNeedDrain) this.flush();
     this.closing = true;
     this.discardQueue(dropReason);
     const ws = this.ws;

@@ -14,11 +14,11 @@ import { runScenario, type ScenarioId, type ScenarioResult, type Sizes } from '.
 import { TARGETS, type TargetName } from './targets.js';
 
 const FULL: Sizes = {
-  a: { subscribers: 1000, rate: 100, durationMs: 8000, size: 64 },
-  b: { subscribers: 200, rate: 1000, durationMs: 8000, size: 64 },
+  a: { subscribers: 1000, rate: 100, durationMs: 6000, size: 64 },
+  b: { subscribers: 200, rate: 1000, durationMs: 6000, size: 64 },
   c: { connections: 10_000 },
-  d: { subscribers: 1000, startRate: 10, factor: 1.5, steps: 8, durationMs: 3000, p99Ms: 50 },
-  e: { subscribers: 30_000, rate: 10, durationMs: 2000, size: 64, processes: 3 },
+  d: { subscribers: 1000, startRate: 10, factor: 1.5, steps: 8, durationMs: 2000, p99Ms: 50 },
+  e: { subscribers: 30_000, rate: 10, durationMs: 1000, size: 64, processes: 3 },
   gateways: 3,
   subscriberProcesses: 2,
 };
