@@ -36,6 +36,8 @@ export class Client {
   pending = 0;
   /** On the owner's flush list for this turn; the owner clears it before calling flush(). */
   scheduled = false;
+  /** The last flush stopped at the socket's high-water mark, so 'drain' flushes next (read here instead of the socket's state, which is colder). */
+  private blocked = false;
   private readonly queue: BoundedQueue;
   private slowTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
@@ -91,7 +93,7 @@ export class Client {
     }
     this.push(frame);
     // A backed-up socket is flushed by its 'drain' instead.
-    if (!this.scheduled && !socket.writableNeedDrain) {
+    if (!this.scheduled && !this.blocked) {
       this.scheduled = true;
       this.owner.scheduleFlush(this);
     }
@@ -166,6 +168,7 @@ export class Client {
       }
       socket.uncork();
     }
+    this.blocked = this.socket.writableNeedDrain;
     // Caught up: the client is no longer behind, whatever it dropped before (even a frame too
     // big for any queue, which left the queue empty).
     if (queue.length === 0) this.clearSlow();

@@ -5,6 +5,7 @@
 //   --scenarios=a,b,c,d,e   --targets=hubcast,socketio,ws
 //   --json=FILE             where the JSON goes (default bench-results.json)
 //   --profile=DIR           run the servers with --cpu-prof, profiles written to DIR
+//   --gateways=N            hubcast gateways and Socket.IO servers (default 3)
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
@@ -44,7 +45,8 @@ function out(line: string): void {
 
 async function main(): Promise<number> {
   const quick = process.argv.includes('--quick');
-  const sizes = quick ? QUICK : FULL;
+  const gateways = arg('gateways');
+  const sizes = { ...(quick ? QUICK : FULL), ...(gateways === undefined ? {} : { gateways: Number(gateways) }) };
   const scenarios = (arg('scenarios')?.split(',') ?? ['a', 'b', 'c', 'd', 'e']) as ScenarioId[];
   const targets = (arg('targets')?.split(',') ?? [...TARGETS]) as TargetName[];
   const jsonPath = resolve(arg('json') ?? 'bench-results.json');
