@@ -57,6 +57,8 @@ export interface ScenarioResult {
   /** (d) every step tried, and the best delivery rate that met the bar. */
   readonly steps?: readonly Measurement[];
   readonly bestDeliveriesPerSecond?: number;
+  /** (a), (b) run several times: the server CPU per delivery of each run; `measurement` is the median run. */
+  readonly cpuRuns?: readonly number[];
   readonly error?: string;
 }
 
@@ -238,11 +240,18 @@ async function highestRate(ctx: RunContext, name: TargetName): Promise<ScenarioR
     const steps: Measurement[] = [];
     let best = 0;
     let rate = d.startRate;
+    const passes = (m: Measurement): boolean =>
+      m.latencyMs.p99 < d.p99Ms && (m.dropped ?? 0) === 0 && (m.publishesRejected ?? 0) === 0 && m.lost === 0;
     for (let i = 0; i < d.steps; i++) {
-      const m = await measure(rig, { subscribers: d.subscribers, rate: Math.round(rate), durationMs: d.durationMs, size: 64 });
+      const flow = { subscribers: d.subscribers, rate: Math.round(rate), durationMs: d.durationMs, size: 64 };
+      let m = await measure(rig, flow);
       steps.push(m);
-      const ok = m.latencyMs.p99 < d.p99Ms && (m.dropped ?? 0) === 0 && (m.publishesRejected ?? 0) === 0 && m.lost === 0;
-      if (!ok) break;
+      // A step is short, so one stall of a shared machine can decide its p99: a failed step gets one more try.
+      if (!passes(m)) {
+        m = await measure(rig, flow);
+        steps.push(m);
+      }
+      if (!passes(m)) break;
       best = Math.max(best, m.deliveriesPerSecond);
       rate *= d.factor;
     }
