@@ -19,7 +19,7 @@ const FULL: Sizes = {
   a: { subscribers: 1000, rate: 100, durationMs: 6000, size: 64 },
   b: { subscribers: 200, rate: 1000, durationMs: 6000, size: 64 },
   c: { connections: 10_000 },
-  d: { subscribers: 1000, startRate: 20, factor: 1.5, steps: 7, durationMs: 2000, p99Ms: 50 },
+  d: { subscribers: 1000, startRate: 20, factor: 1.5, steps: 8, durationMs: 2000, p99Ms: 50 },
   e: { subscribers: 30_000, rate: 10, durationMs: 1000, size: 64, processes: 3 },
   gateways: 3,
   subscriberProcesses: 2,
@@ -67,6 +67,7 @@ async function main(): Promise<number> {
 
   const redis = await startRedis();
   const started = Date.now();
+  const loadavgAtStart = loadavg();
   const results: ScenarioResult[] = [];
   try {
     for (const scenario of scenarios) {
@@ -89,12 +90,16 @@ async function main(): Promise<number> {
   }
 
   const table = formatTable(buildRows(results, sizes));
-  const machine = { cores: availableParallelism(), node: process.version, loadavgAtEnd: loadavg() };
+  const machine = { cores: availableParallelism(), node: process.version, loadavgAtStart, loadavgAtEnd: loadavg() };
   writeFileSync(jsonPath, `${JSON.stringify({ quick, sizes, machine, durationS: (Date.now() - started) / 1000, results }, null, 2)}\n`);
   out('');
   out(table);
   out('');
-  out(`bench: ${quick ? 'quick' : 'full'} run, ${machine.cores} cores, Node ${machine.node}, ${((Date.now() - started) / 1000).toFixed(0)} s; JSON in ${jsonPath}`);
+  const load = (l: number[]): string => l.map((v) => v.toFixed(2)).join(' ');
+  out(
+    `bench: ${quick ? 'quick' : 'full'} run, ${machine.cores} cores, Node ${machine.node}, ${((Date.now() - started) / 1000).toFixed(0)} s, ` +
+      `load average ${load(loadavgAtStart)} at start, ${load(machine.loadavgAtEnd)} at end; JSON in ${jsonPath}`,
+  );
 
   const measurements = results.flatMap((r) => [...(r.measurement ? [r.measurement] : []), ...(r.steps ?? [])]);
   const lost = measurements.reduce((a, m) => a + Math.max(0, m.lost), 0);
