@@ -47,7 +47,10 @@ function median(runs: readonly ScenarioResult[]): ScenarioResult {
   if (failed !== undefined) return failed;
   const cpu = (r: ScenarioResult): number => r.measurement!.cpuMicrosPerDelivery;
   const sorted = [...runs].sort((x, y) => cpu(x) - cpu(y));
-  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, cpuRuns: runs.map(cpu) };
+  return {
+    ...sorted[Math.floor((sorted.length - 1) / 2)]!,
+    runs: runs.map((r) => ({ cpu: cpu(r), p99: r.measurement!.latencyMs.p99 })),
+  };
 }
 
 function out(line: string): void {

@@ -32,8 +32,8 @@ function within(value: number | null, max: number): boolean | null {
 
 function runsText(results: readonly ScenarioResult[], s: string): string {
   return TARGETS.flatMap((t) => {
-    const runs = results.find((r) => r.scenario === s && r.target === t)?.cpuRuns;
-    return runs ? [`${TARGET_LABEL[t]} ${runs.map((v) => v.toFixed(2)).join(', ')}`] : [];
+    const runs = results.find((r) => r.scenario === s && r.target === t)?.runs;
+    return runs ? [`${TARGET_LABEL[t]} ${runs.map((v) => `${v.cpu.toFixed(2)} µs/${v.p99.toFixed(0)} ms`).join(', ')}`] : [];
   }).join('; ');
 }
 
@@ -51,8 +51,8 @@ function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e', title:
     { scenario: title, figure: 'p99 latency, ms', values: p99, format: fixed(2), ratios: true },
     { scenario: title, figure: 'max latency, ms', values: m((x) => x.latencyMs.max), format: fixed(1) },
     { scenario: title, figure: 'server CPU per delivery, µs (servers + Redis)', values: cpu, format: fixed(2), ratios: true },
-    ...(results.some((r) => r.scenario === s && r.cpuRuns)
-      ? [{ scenario: title, figure: 'the same, every run (median above)', values: {}, format: fixed(2), goal: runsText(results, s) }]
+    ...(results.some((r) => r.scenario === s && r.runs)
+      ? [{ scenario: title, figure: 'every run: CPU per delivery / p99 (the median-CPU run is shown)', values: {}, format: fixed(2), goal: runsText(results, s) }]
       : []),
     { scenario: title, figure: 'server CPU per delivery, µs (servers only)', values: m((x) => x.gatewayCpuMicrosPerDelivery), format: fixed(2), ratios: true },
     { scenario: title, figure: 'load processes CPU, cores', values: m((x) => x.loadCpuCores), format: fixed(2) },

@@ -57,8 +57,8 @@ export interface ScenarioResult {
   /** (d) every step tried, and the best delivery rate that met the bar. */
   readonly steps?: readonly Measurement[];
   readonly bestDeliveriesPerSecond?: number;
-  /** (a), (b) run several times: the server CPU per delivery of each run; `measurement` is the median run. */
-  readonly cpuRuns?: readonly number[];
+  /** (a), (b) run several times: each run's server CPU per delivery (µs) and p99 (ms); `measurement` is the median-CPU run. */
+  readonly runs?: readonly { readonly cpu: number; readonly p99: number }[];
   readonly error?: string;
 }
 
