@@ -45,7 +45,9 @@ interface FakeClient {
   scheduled: boolean;
   isClosing: boolean;
   alive: boolean;
-  readonly ws: { ping(): void };
+  readonly ws: { ping(): void; terminate(): void };
+  terminations: number;
+  readonly id: number;
   deliver(frame: Buffer): void;
   evict(reason: EvictReason): void;
   close(code: number, reason: string): void;
@@ -67,7 +69,9 @@ function fakeClient(): FakeClient {
     scheduled: false,
     isClosing: false,
     alive: true,
-    ws: { ping: () => client.pings++ },
+    ws: { ping: () => client.pings++, terminate: () => client.terminations++ },
+    terminations: 0,
+    id: 0,
     deliver: (frame) => client.delivered.push(frame),
     // Like the real client: once evicted or closed, it is closing.
     evict: (reason) => {
@@ -474,6 +478,22 @@ describe('Hub write coalescing', () => {
     hub.scheduleFlush(asClient(a!));
     await settle();
     assert.equal(a!.flushes, 2);
+    assert.equal(b!.flushes, 1);
+  });
+
+  test('a client whose flush throws is terminated and the others are still flushed', { timeout: 5000 }, async () => {
+    const { hub } = setup();
+    const [a, b] = registered(hub, 2);
+    a!.flush = () => {
+      throw new Error('socket fault');
+    };
+    for (const f of [a!, b!]) {
+      f.scheduled = true;
+      hub.scheduleFlush(asClient(f));
+    }
+    await settle();
+    assert.equal(a!.terminations, 1);
+    assert.equal(a!.scheduled, false);
     assert.equal(b!.flushes, 1);
   });
 });

@@ -135,7 +135,13 @@ export class Hub implements ClientOwner {
     for (let i = 0; i < batch.length; i++) {
       const client = batch[i]!;
       client.scheduled = false;
-      client.flush();
+      try {
+        client.flush();
+      } catch (err) {
+        // A fault writing to one socket must not take the process (and every other client) down.
+        this.options.log?.error({ client: client.id, err: (err as Error).message }, 'flush failed');
+        client.ws.terminate();
+      }
     }
     batch.length = 0;
     this.spare = batch;
