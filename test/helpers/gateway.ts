@@ -33,9 +33,18 @@ export function parseMetrics(text: string): Map<string, number> {
   return out;
 }
 
-/** Starts a gateway with these settings (on port 0, quiet logs unless given). */
-export async function startGateway(env: Record<string, string>, timeoutMs = 15_000): Promise<GatewayProcess> {
-  const proc = spawn(process.execPath, [MAIN], {
+/**
+ * Starts a gateway with these settings (on port 0, quiet logs unless given). `script` runs another
+ * server that logs the same JSON `listening` line (the benchmark's peer and ceiling servers);
+ * `nodeArgs` go to node itself (--cpu-prof, which NODE_OPTIONS does not allow).
+ */
+export async function startGateway(
+  env: Record<string, string>,
+  timeoutMs = 15_000,
+  script = MAIN,
+  nodeArgs: readonly string[] = [],
+): Promise<GatewayProcess> {
+  const proc = spawn(process.execPath, [...nodeArgs, script], {
     env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

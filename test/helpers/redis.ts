@@ -13,6 +13,8 @@ export interface RedisHandle {
   readonly url: string;
   /** Why stop()/start() are unavailable, or null when this Redis can be restarted. */
   readonly restartUnsupported: string | null;
+  /** The redis-server process id while this helper runs it (for /proc readings in the benchmark), else undefined. */
+  readonly pid: number | undefined;
   /** Kills the server (SIGKILL: an abrupt outage, not a clean shutdown). */
   stop(): Promise<void>;
   /** Starts it again on the same port. */
@@ -87,6 +89,7 @@ function uncontrolled(url: string, why: string, shutdown: () => Promise<void>): 
   return {
     url,
     restartUnsupported: why,
+    pid: undefined,
     stop: async () => refuse(),
     start: async () => refuse(),
     freeze: refuse,
@@ -124,6 +127,9 @@ async function binary(): Promise<RedisHandle> {
   return {
     url,
     restartUnsupported: null,
+    get pid() {
+      return proc?.pid;
+    },
     stop,
     start,
     freeze: () => proc?.kill('SIGSTOP'),

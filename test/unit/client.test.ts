@@ -1,5 +1,5 @@
-// Client: direct writes while the socket keeps up, a bounded queue while it does not, overflow
-// policies, slow-consumer eviction, and close accounting. The socket is a Writable whose write
+// Client: one write per turn while the socket keeps up, a bounded queue while it does not,
+// overflow policies, slow-consumer eviction, and close accounting. The socket is a Writable whose write
 // callbacks the test holds, so "the peer is not reading" is exact and nothing depends on timing.
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
@@ -68,7 +68,23 @@ class FakeWs {
 
 class FakeOwner {
   readonly evictions: [Client, EvictReason][] = [];
+  /** Clients that asked to be flushed at the end of this turn. */
+  scheduled: Client[] = [];
   private onEvict: (() => void) | null = null;
+
+  scheduleFlush(client: Client): void {
+    this.scheduled.push(client);
+  }
+
+  /** Ends the turn as the hub does: each scheduled client flushed once. */
+  endTurn(): void {
+    const batch = this.scheduled;
+    this.scheduled = [];
+    for (const client of batch) {
+      client.scheduled = false;
+      client.flush();
+    }
+  }
 
   evict(client: Client, reason: EvictReason): void {
     this.evictions.push([client, reason]);
@@ -125,13 +141,18 @@ const tags = (frames: Buffer[]): number[] => frames.map((f) => f[0]!);
 /** Fills the socket to its high-water mark, so the next frames must queue. */
 function backUp(h: Harness): void {
   h.client.deliver(frame(0xff, HIGH_WATER_MARK));
+  h.owner.endTurn();
   assert.equal(h.socket.needDrain, true, 'socket is backed up');
 }
 
 describe('Client delivery', () => {
-  test('writes straight to the socket while it keeps up', { timeout: 5000 }, () => {
-    const h = setup();
+  test('writes the frames of one turn at the end of the turn while the socket keeps up', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 10 });
     for (let i = 1; i <= 5; i++) h.client.deliver(frame(i));
+    assert.equal(h.socket.written.length, 0, 'nothing written during the turn');
+    assert.equal(h.owner.scheduled.length, 1, 'scheduled once, not once per frame');
+    assert.equal(h.stats.queuedFrames, 5);
+    h.owner.endTurn();
     assert.equal(h.socket.needDrain, false);
     assert.equal(h.stats.deliveries, 5);
     assert.equal(h.client.queuedFrames, 0);
@@ -146,6 +167,7 @@ describe('Client delivery', () => {
     const h = setup();
     const f = frame(1);
     h.client.deliver(f);
+    h.owner.endTurn();
     assert.strictEqual(h.socket.written[0], f);
     h.client.dispose();
   });
@@ -176,8 +198,9 @@ describe('Client delivery', () => {
     assert.equal(h.stats.queuedBytes, 0);
     assert.equal(h.client.queuedFrames, 0);
     assert.equal(h.stats.slowClients, 0);
-    // Caught up: the next frame goes straight out again.
+    // Caught up: the next frame goes out at the end of its turn again.
     h.client.deliver(frame(5));
+    h.owner.endTurn();
     assert.equal(h.stats.deliveries, 6);
     assert.equal(h.client.queuedFrames, 0);
     h.client.dispose();
@@ -217,6 +240,7 @@ describe('Client delivery', () => {
   test('reply() frames a payload and sends it on the same path', { timeout: 5000 }, () => {
     const h = setup();
     h.client.reply(Buffer.from('{"op":"ack","id":1}'));
+    h.owner.endTurn();
     const sent = h.socket.written[0]!;
     assert.equal(sent[0], 0x81);
     assert.equal(sent[1], 19);
@@ -232,6 +256,81 @@ describe('Client delivery', () => {
     assert.equal(h.socket.written.length, 0);
     assert.equal(h.stats.deliveries, 0);
     assert.equal(h.client.queuedFrames, 0);
+    assert.equal(h.stats.dropped.disconnected, 1);
+    h.client.dispose();
+  });
+});
+
+describe('Client write coalescing', () => {
+  test('all frames of one turn go to the socket in one writev', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 64 });
+    const batches: Buffer[][] = [];
+    // A socket that implements writev, as net.Socket does: uncork hands it the whole batch.
+    const stream = new Writable({
+      writev: (chunks, callback) => {
+        batches.push(chunks.map((c) => c.chunk as Buffer));
+        callback();
+      },
+    });
+    const client = new Client(2, h.ws as unknown as WebSocket, stream as unknown as Socket, {
+      queueMaxMessages: 64, queueMaxBytes: 1_000_000, overflowPolicy: 'drop-oldest', slowClientEvictMs: 60_000, closeTimeoutMs: 60_000,
+    }, h.stats, h.owner);
+    for (let i = 1; i <= 10; i++) client.deliver(frame(i));
+    h.owner.endTurn();
+    assert.equal(batches.length, 1, 'one write for the turn');
+    assert.deepEqual(tags(batches[0]!), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal(h.stats.deliveries, 10);
+    assert.equal(h.stats.queuedFrames, 0);
+    client.deliver(frame(11));
+    h.owner.endTurn();
+    assert.equal(batches.length, 2, 'the next turn is a write of its own');
+    client.dispose();
+  });
+
+  test('more frames in one turn than the queue holds are written, not dropped, while the socket takes them', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 4, overflowPolicy: 'drop-newest' });
+    for (let i = 1; i <= 10; i++) h.client.deliver(frame(i));
+    h.owner.endTurn();
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal(h.stats.dropped.queue_full, 0);
+    assert.equal(h.stats.deliveries, 10);
+    assert.equal(h.stats.slowClients, 0);
+    h.client.dispose();
+  });
+
+  test('a backed-up client is not scheduled; its drain flushes it', { timeout: 5000 }, () => {
+    const h = setup();
+    backUp(h);
+    h.client.deliver(frame(1));
+    assert.equal(h.owner.scheduled.length, 0);
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff, 1]);
+    h.client.dispose();
+  });
+
+  test("a close within the turn writes the turn's frames ahead of the close frame", { timeout: 5000 }, () => {
+    const h = setup();
+    h.client.deliver(frame(1));
+    h.client.deliver(frame(2));
+    h.client.close(1000, 'bye');
+    h.owner.endTurn(); // the scheduled flush finds the client closing and writes nothing more
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [1, 2]);
+    assert.deepEqual(h.ws.closes, [[1000, 'bye']]);
+    assert.equal(h.stats.deliveries, 2);
+    assert.equal(h.stats.dropped.disconnected, 0);
+    h.client.dispose();
+  });
+
+  test('a close within the turn on a backed-up socket discards and counts what waits', { timeout: 5000 }, () => {
+    const h = setup();
+    backUp(h);
+    h.client.deliver(frame(1));
+    h.client.close(1000, 'bye');
+    h.owner.endTurn();
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff]);
     assert.equal(h.stats.dropped.disconnected, 1);
     h.client.dispose();
   });
@@ -339,6 +438,7 @@ describe('Client pong', () => {
   test('answers a ping with a pong frame through the bounded path', { timeout: 5000 }, () => {
     const h = setup({ queueMaxMessages: 1, overflowPolicy: 'drop-newest' });
     h.client.pong(Buffer.from('hi'));
+    h.owner.endTurn();
     assert.deepEqual([...h.socket.written[0]!], [0x8a, 2, 0x68, 0x69]);
     backUp(h);
     h.client.pong(Buffer.from('a')); // queued

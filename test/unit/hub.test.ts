@@ -40,13 +40,20 @@ interface FakeClient {
   readonly closes: [number, string][];
   disposed: number;
   pings: number;
+  trims: number;
+  flushes: number;
+  scheduled: boolean;
   isClosing: boolean;
   alive: boolean;
-  readonly ws: { ping(): void };
+  readonly ws: { ping(): void; terminate(): void };
+  terminations: number;
+  readonly id: number;
   deliver(frame: Buffer): void;
   evict(reason: EvictReason): void;
   close(code: number, reason: string): void;
   dispose(): void;
+  trim(): void;
+  flush(): void;
 }
 
 function fakeClient(): FakeClient {
@@ -57,9 +64,14 @@ function fakeClient(): FakeClient {
     closes: [],
     disposed: 0,
     pings: 0,
+    trims: 0,
+    flushes: 0,
+    scheduled: false,
     isClosing: false,
     alive: true,
-    ws: { ping: () => client.pings++ },
+    ws: { ping: () => client.pings++, terminate: () => client.terminations++ },
+    terminations: 0,
+    id: 0,
     deliver: (frame) => client.delivered.push(frame),
     // Like the real client: once evicted or closed, it is closing.
     evict: (reason) => {
@@ -71,6 +83,11 @@ function fakeClient(): FakeClient {
       client.isClosing = true;
     },
     dispose: () => client.disposed++,
+    trim: () => client.trims++,
+    flush: () => {
+      assert.equal(client.scheduled, false, 'the hub clears scheduled before flushing');
+      client.flushes++;
+    },
   };
   return client;
 }
@@ -427,6 +444,7 @@ describe('Hub heartbeat', () => {
     assert.equal(b!.pings, 1);
     assert.equal(stats.evicted.heartbeat_timeout, 1);
     assert.equal(a!.pings, 3);
+    assert.equal(a!.trims, 3, 'each live client releases an idle queue buffer at each ping');
   });
 
   test('skips clients already closing', { timeout: 5000 }, () => {
@@ -437,6 +455,46 @@ describe('Hub heartbeat', () => {
     hub.heartbeat();
     assert.equal(a!.pings, 0);
     assert.equal(stats.evicted.heartbeat_timeout, 0);
+  });
+});
+
+describe('Hub write coalescing', () => {
+  test('flushes each scheduled client once, after the turn, with one setImmediate for all', { timeout: 5000 }, async () => {
+    const { hub } = setup();
+    const [a, b] = registered(hub, 2);
+    a!.scheduled = true;
+    hub.scheduleFlush(asClient(a!));
+    b!.scheduled = true;
+    hub.scheduleFlush(asClient(b!));
+    assert.equal(a!.flushes + b!.flushes, 0, 'nothing written during the turn');
+    await settle();
+    assert.equal(a!.flushes, 1);
+    assert.equal(b!.flushes, 1);
+    assert.equal(a!.scheduled, false);
+    await settle();
+    assert.equal(a!.flushes, 1, 'not flushed again unless scheduled again');
+    // The next turn works the same (the two lists were swapped, not lost).
+    a!.scheduled = true;
+    hub.scheduleFlush(asClient(a!));
+    await settle();
+    assert.equal(a!.flushes, 2);
+    assert.equal(b!.flushes, 1);
+  });
+
+  test('a client whose flush throws is terminated and the others are still flushed', { timeout: 5000 }, async () => {
+    const { hub } = setup();
+    const [a, b] = registered(hub, 2);
+    a!.flush = () => {
+      throw new Error('socket fault');
+    };
+    for (const f of [a!, b!]) {
+      f.scheduled = true;
+      hub.scheduleFlush(asClient(f));
+    }
+    await settle();
+    assert.equal(a!.terminations, 1);
+    assert.equal(a!.scheduled, false);
+    assert.equal(b!.flushes, 1);
   });
 });
 

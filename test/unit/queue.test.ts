@@ -197,3 +197,17 @@ describe('BoundedQueue', () => {
     assert.equal(queue.byteLength, 0);
   });
 });
+
+describe('BoundedQueue.release', () => {
+  test('drops the ring of an empty queue and keeps a non-empty one', { timeout: 5000 }, () => {
+    const queue = new BoundedQueue(100, 1_000_000);
+    queue.push(Buffer.alloc(10, 1));
+    queue.release();
+    assert.equal(capacity(queue), 16, 'a queue holding a frame keeps its ring');
+    assert.equal(queue.shift()![0], 1);
+    queue.release();
+    assert.equal(capacity(queue), 0, 'an emptied queue holds no ring');
+    queue.push(Buffer.alloc(10, 2));
+    assert.equal(queue.shift()![0], 2, 'and works again after');
+  });
+});

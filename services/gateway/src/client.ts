@@ -1,8 +1,9 @@
 // One WebSocket client and its bounded send queue.
 //
-// ws buffers without bound, so data frames bypass ws.send(): pre-framed bytes go straight to the
-// socket while it is below its high-water mark, and wait in a BoundedQueue otherwise. The queue
-// flushes on the socket's 'drain'. A frame that does not fit is handled by OVERFLOW_POLICY.
+// ws buffers without bound, so data frames bypass ws.send(): pre-framed bytes wait in a
+// BoundedQueue and go out in one corked write per event-loop turn (the owner flushes every client
+// it was told about, once, after the turn's I/O), or on the socket's 'drain' when it was backed
+// up. A frame that does not fit is handled by OVERFLOW_POLICY.
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { CloseCode, CloseReason, DropReason, EvictReason } from './codes.js';
@@ -19,9 +20,11 @@ export interface ClientLimits {
   readonly closeTimeoutMs: number;
 }
 
-/** The hub, seen from a client: told when the client must be evicted. */
+/** The hub, seen from a client: told when the client must be evicted, or has frames to flush this turn. */
 export interface ClientOwner {
   evict(client: Client, reason: EvictReason): void;
+  /** Calls client.flush() once, after the current turn's I/O; the client sets `scheduled` first. */
+  scheduleFlush(client: Client): void;
 }
 
 export class Client {
@@ -31,6 +34,10 @@ export class Client {
   alive = true;
   /** Commands waiting on the bus for their reply (capped in connection.ts). */
   pending = 0;
+  /** On the owner's flush list for this turn; the owner clears it before calling flush(). */
+  scheduled = false;
+  /** The last flush stopped at the socket's high-water mark, so 'drain' flushes next (read here instead of the socket's state, which is colder). */
+  private blocked = false;
   private readonly queue: BoundedQueue;
   private slowTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
@@ -56,19 +63,40 @@ export class Client {
     return this.queue.length;
   }
 
-  /** Hands one pre-framed message to this client. Never blocks, never throws. */
+  /**
+   * Hands one pre-framed message to this client. Never blocks, never throws. The frame is written
+   * with every other frame this client gets in the same turn: one write (one syscall) per client
+   * per turn instead of one per frame.
+   */
   deliver(frame: Buffer): void {
     if (this.closing || this.ws.readyState !== WebSocket.OPEN) {
       // The peer has started closing but the hub has not heard 'close' yet.
       this.stats.dropped[DropReason.Disconnected]++;
       return;
     }
-    if (this.queue.length === 0 && !this.socket.writableNeedDrain) {
-      this.socket.write(frame);
-      this.stats.deliveries++;
-      return;
+    const socket = this.socket;
+    if (!this.queue.fits(frame.length)) {
+      // Full of this turn's frames while the socket still takes data: write them now, so the
+      // bound only ever applies to frames that wait on the peer.
+      if (!socket.writableNeedDrain) {
+        this.flush();
+        if (this.queue.length === 0 && !socket.writableNeedDrain) {
+          socket.write(frame);
+          this.stats.deliveries++;
+          return;
+        }
+      }
+      if (!this.queue.fits(frame.length)) {
+        this.overflow(frame);
+        return;
+      }
     }
-    this.enqueue(frame);
+    this.push(frame);
+    // A backed-up socket is flushed by its 'drain' instead.
+    if (!this.scheduled && !this.blocked) {
+      this.scheduled = true;
+      this.owner.scheduleFlush(this);
+    }
   }
 
   /** Sends a small server reply (error or ack) through the same bounded path as data. */
@@ -81,13 +109,10 @@ export class Client {
     this.deliver(pongFrame(payload));
   }
 
-  private enqueue(frame: Buffer): void {
+  /** The frame does not fit a queue that waits on the peer: OVERFLOW_POLICY decides. */
+  private overflow(frame: Buffer): void {
     const queue = this.queue;
     const stats = this.stats;
-    if (queue.fits(frame.length)) {
-      this.push(frame);
-      return;
-    }
     switch (this.limits.overflowPolicy) {
       case 'evict':
         stats.dropped[DropReason.Evicted]++;
@@ -122,7 +147,7 @@ export class Client {
   }
 
   /** Writes queued frames while the socket accepts them; one syscall for the batch thanks to cork. */
-  private readonly flush = (): void => {
+  readonly flush = (): void => {
     const queue = this.queue;
     if (this.closing) return;
     if (this.ws.readyState !== WebSocket.OPEN) {
@@ -143,10 +168,16 @@ export class Client {
       }
       socket.uncork();
     }
+    this.blocked = this.socket.writableNeedDrain;
     // Caught up: the client is no longer behind, whatever it dropped before (even a frame too
     // big for any queue, which left the queue empty).
     if (queue.length === 0) this.clearSlow();
   };
+
+  /** Releases the empty queue's buffer (the hub calls this at each heartbeat), so a client gone idle holds none. */
+  trim(): void {
+    this.queue.release();
+  }
 
   private markSlow(): void {
     if (this.slowTimer !== null) return;
@@ -184,6 +215,9 @@ export class Client {
    */
   close(code: number, reason: string, dropReason: DropReason = DropReason.Disconnected): void {
     if (this.closing) return;
+    // Frames of this turn still waiting for its end go out ahead of the close frame, as they
+    // would have without coalescing; only those the peer cannot take are discarded.
+    if (this.queue.length > 0 && !this.socket.writableNeedDrain) this.flush();
     this.closing = true;
     this.discardQueue(dropReason);
     const ws = this.ws;

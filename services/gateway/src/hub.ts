@@ -28,6 +28,10 @@ export class Hub implements ClientOwner {
   private readonly clients = new Set<Client>();
   private subscriptions = 0;
   private emptyWaiters: (() => void)[] = [];
+  /** Clients with frames queued this turn, flushed once by one setImmediate; two arrays swapped, so no allocation per turn. */
+  private dirty: Client[] = [];
+  private spare: Client[] = [];
+  private flushPending = false;
 
   constructor(
     private readonly bus: Bus,
@@ -116,6 +120,33 @@ export class Hub implements ClientOwner {
     this.options.observeFanout?.((performance.now() - started) / 1000);
   }
 
+  /** Part of ClientOwner: the client's frames of this turn go out in one write once the turn's I/O is done. */
+  scheduleFlush(client: Client): void {
+    this.dirty.push(client);
+    if (this.flushPending) return;
+    this.flushPending = true;
+    setImmediate(this.flushDirty);
+  }
+
+  private readonly flushDirty = (): void => {
+    this.flushPending = false;
+    const batch = this.dirty;
+    this.dirty = this.spare;
+    for (let i = 0; i < batch.length; i++) {
+      const client = batch[i]!;
+      client.scheduled = false;
+      try {
+        client.flush();
+      } catch (err) {
+        // A fault writing to one socket must not take the process (and every other client) down.
+        this.options.log?.error({ client: client.id, err: (err as Error).message }, 'flush failed');
+        client.ws.terminate();
+      }
+    }
+    batch.length = 0;
+    this.spare = batch;
+  };
+
   /** The client stays behind or overflowed: take it out of every channel now, then close it. */
   evict(client: Client, reason: EvictReason): void {
     if (client.isClosing) return;
@@ -147,6 +178,7 @@ export class Hub implements ClientOwner {
       }
       client.alive = false;
       client.ws.ping();
+      client.trim();
     }
   }
 

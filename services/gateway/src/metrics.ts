@@ -270,7 +270,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
 
   const fanout = new Histogram({
     name: 'hubcast_fanout_duration_seconds',
-    help: 'Time to hand one bus message to every local subscriber: framing, socket writes and queueing.',
+    help: 'Time to hand one bus message to every local subscriber: framing and queueing (the socket writes follow at the end of the turn, one per client).',
     buckets: [0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
     registers: [registry],
   });

@@ -63,6 +63,11 @@ export class BoundedQueue {
     this.head = 0;
   }
 
+  /** Releases the ring of an empty queue; the next push allocates a small one again. */
+  release(): void {
+    if (this.count === 0) this.ring = null;
+  }
+
   /** Empties the queue and releases its memory. Returns how many frames were discarded. */
   clear(): number {
     const discarded = this.count;

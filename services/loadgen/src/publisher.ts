@@ -1,0 +1,88 @@
+// The publisher load process: one open-loop publisher. It sends at a constant rate whatever the
+// target does, stamping each payload with the time it was due (not the time it went out), so a
+// stalled publisher or server shows up as latency instead of hiding it.
+import { io, type Socket as SioSocket } from 'socket.io-client';
+import WebSocket from 'ws';
+import type { PublisherReply, PublisherRequest } from './ipc.js';
+import { makePayload, nowMicros } from './payload.js';
+
+type Send = (data: string) => void;
+let sends: Send[] = [];
+let closers: (() => void)[] = [];
+
+function reply(msg: PublisherReply): void {
+  process.send!(msg);
+}
+
+function openWs(url: string, wrap: (data: string) => string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    ws.once('open', () => {
+      sends.push((data) => ws.send(wrap(data)));
+      closers.push(() => ws.terminate());
+      resolve();
+    });
+    ws.once('error', reject);
+  });
+}
+
+function openSocketIo(url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket: SioSocket = io(url, { transports: ['websocket'], query: { pub: '1' }, reconnection: false });
+    socket.once('connect', () => {
+      sends.push((data) => socket.emit('pub', data));
+      closers.push(() => socket.close());
+      resolve();
+    });
+    socket.once('connect_error', reject);
+  });
+}
+
+async function connect(dialect: 'hubcast' | 'socketio' | 'ws', urls: readonly string[]): Promise<void> {
+  sends = [];
+  closers = [];
+  for (const url of urls) {
+    if (dialect === 'socketio') await openSocketIo(url);
+    else if (dialect === 'ws') await openWs(url, (data) => data);
+    else await openWs(url, (data) => `{"op":"publish","channel":"bench","data":"${data}"}`);
+  }
+  reply({ type: 'connected' });
+}
+
+/** Sends rate msg/s for durationMs; each message goes out on every connection (one per ceiling server). */
+function publish(run: number, rate: number, durationMs: number, size: number): void {
+  const total = Math.round((rate * durationMs) / 1000);
+  const intervalMicros = 1_000_000 / rate;
+  const start = nowMicros();
+  let sent = 0;
+  const tick = (): void => {
+    const due = Math.min(total, Math.floor((nowMicros() - start) / intervalMicros) + 1);
+    for (; sent < due; sent++) {
+      const payload = makePayload(run, Math.round(start + sent * intervalMicros), size);
+      for (const send of sends) send(payload);
+    }
+    if (sent < total) setTimeout(tick, 1);
+    else reply({ type: 'published', sent, elapsedMs: (nowMicros() - start) / 1000 });
+  };
+  tick();
+}
+
+process.on('message', (msg: PublisherRequest) => {
+  switch (msg.type) {
+    case 'connect':
+      connect(msg.dialect, msg.urls).catch((err: Error) => {
+        process.stderr.write(`publisher: ${err.message}\n`);
+        process.exit(1);
+      });
+      break;
+    case 'publish':
+      publish(msg.run, msg.rate, msg.durationMs, msg.size);
+      break;
+    case 'close':
+      for (const close of closers) close();
+      reply({ type: 'closed' });
+      process.disconnect();
+      break;
+  }
+});
+process.on('disconnect', () => process.exit(0));

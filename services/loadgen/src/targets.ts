@@ -1,0 +1,146 @@
+// The three systems under test, each started as real server processes on free loopback ports:
+// hubcast (G gateways over Redis), Socket.IO 4 with the Redis adapter (G servers over the same
+// Redis), and the bare ws ceiling (one process; no Redis).
+import { fileURLToPath } from 'node:url';
+import { type GatewayProcess, startGateway } from '../../../test/helpers/gateway.js';
+import { uniquePrefix } from '../../../test/helpers/redis.js';
+import type { Dialect } from './ipc.js';
+
+export type TargetName = 'hubcast' | 'socketio' | 'ws';
+export const TARGETS: readonly TargetName[] = ['hubcast', 'socketio', 'ws'];
+export const TARGET_LABEL: Record<TargetName, string> = { hubcast: 'hubcast', socketio: 'Socket.IO', ws: 'ws ceiling' };
+
+const SOCKETIO = fileURLToPath(new URL('./servers/socketio.js', import.meta.url));
+const CEILING = fileURLToPath(new URL('./servers/ws-ceiling.js', import.meta.url));
+
+export interface RedisInfo {
+  readonly url: string;
+  readonly pid: number | undefined;
+}
+
+export interface Target {
+  readonly name: TargetName;
+  readonly servers: readonly GatewayProcess[];
+  /** Every server-side process whose CPU counts: the servers, and Redis when the target uses it. */
+  readonly serverPids: readonly number[];
+  /** The same without Redis. */
+  readonly gatewayPids: readonly number[];
+  readonly dialect: Dialect;
+  readonly subscriberUrls: readonly string[];
+  readonly publisherDialect: TargetName;
+  readonly publisherUrls: readonly string[];
+  /** hubcast's own counts, summed over its gateways; null where the target keeps none. */
+  counters(): Promise<Counters | null>;
+  stop(): Promise<void>;
+}
+
+export interface TargetOptions {
+  /** Server processes (the ceiling is one process unless fd limits force more). */
+  readonly servers: number;
+  readonly redis: RedisInfo;
+  /** Extra node arguments for the server processes (--cpu-prof for profiling). */
+  readonly nodeArgs?: readonly string[];
+}
+
+async function startAll(count: number, env: Record<string, string>, nodeArgs: readonly string[], script?: string): Promise<GatewayProcess[]> {
+  const started = await Promise.allSettled(Array.from({ length: count }, () => startGateway(env, 30_000, script, nodeArgs)));
+  const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all(ok.map((s) => s.kill()));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return ok;
+}
+
+export interface Counters {
+  /** Deliveries dropped for a client, and publishes refused (each would have been N deliveries). */
+  readonly dropped: number;
+  readonly publishesRejected: number;
+  /** Messages the gateways received from the bus (each fans out once). */
+  readonly busMessages: number;
+  readonly deliveries: number;
+  readonly busReconnects: number;
+}
+
+async function sumCounters(servers: readonly GatewayProcess[]): Promise<Counters> {
+  const sums = { dropped: 0, publishesRejected: 0, busMessages: 0, deliveries: 0, busReconnects: 0 };
+  const names: [string, keyof typeof sums][] = [
+    ['hubcast_messages_dropped_total', 'dropped'],
+    ['hubcast_publishes_rejected_total', 'publishesRejected'],
+    ['hubcast_bus_messages_received_total', 'busMessages'],
+    ['hubcast_deliveries_total', 'deliveries'],
+    ['hubcast_bus_reconnects_total', 'busReconnects'],
+  ];
+  for (const server of servers) {
+    for (const [series, value] of await server.metrics()) {
+      for (const [name, key] of names) if (series === name || series.startsWith(`${name}{`)) sums[key] += value;
+    }
+  }
+  return sums;
+}
+
+export async function startTarget(name: TargetName, options: TargetOptions): Promise<Target> {
+  const { redis } = options;
+  const args = options.nodeArgs ?? [];
+  const redisPids = redis.pid === undefined ? [] : [redis.pid];
+  let servers: GatewayProcess[];
+  let target: Omit<Target, 'servers' | 'serverPids' | 'gatewayPids' | 'stop'>;
+  switch (name) {
+    case 'hubcast': {
+      const env = { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', DRAIN_MS: '0' };
+      servers = await startAll(options.servers, env, args);
+      target = {
+        name,
+        dialect: 'plain',
+        subscriberUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/ws?channels=bench`),
+        publisherDialect: 'hubcast',
+        publisherUrls: [`ws://127.0.0.1:${servers[0]!.port}/ws`],
+        counters: () => sumCounters(servers),
+      };
+      break;
+    }
+    case 'socketio': {
+      servers = await startAll(options.servers, { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix() }, args, SOCKETIO);
+      target = {
+        name,
+        dialect: 'socketio',
+        subscriberUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/socket.io/?EIO=4&transport=websocket`),
+        publisherDialect: 'socketio',
+        publisherUrls: [`http://127.0.0.1:${servers[0]!.port}`],
+        counters: async () => null,
+      };
+      break;
+    }
+    case 'ws': {
+      servers = await startAll(options.servers, {}, args, CEILING);
+      target = {
+        name,
+        dialect: 'plain',
+        subscriberUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/sub`),
+        publisherDialect: 'ws',
+        // With more than one ceiling process, the publisher sends each message to every one.
+        publisherUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/pub`),
+        counters: async () => null,
+      };
+      break;
+    }
+  }
+  const gatewayPids = servers.map((s) => s.proc.pid!);
+  return {
+    ...target,
+    servers,
+    gatewayPids,
+    serverPids: name === 'ws' ? gatewayPids : [...gatewayPids, ...redisPids],
+    // SIGTERM, so a server run with --cpu-prof writes its profile on the way out.
+    stop: async () => {
+      await Promise.all(
+        servers.map(async (s) => {
+          const timer = setTimeout(() => void s.kill('SIGKILL'), 10_000);
+          await s.kill('SIGTERM');
+          clearTimeout(timer);
+        }),
+      );
+    },
+  };
+}
