@@ -146,7 +146,7 @@ export class Client {
     this.stats.dropped[DropReason.QueueFull]++;
   }
 
-  /** Writes queued frames while the socket accepts them; one syscall for the batch thanks to cork. */
+  /** Writes the queued frames unless the socket is backed up; one syscall for the batch thanks to cork. */
   readonly flush = (): void => {
     const queue = this.queue;
     if (this.closing) return;
@@ -155,11 +155,15 @@ export class Client {
       this.discardQueue(DropReason.Disconnected);
       return;
     }
-    if (queue.length > 0) {
+    // Backpressure is read once, before the batch: inside cork() writableNeedDrain measures the
+    // cork buffer, not the peer, and would stop a batch after its first large frame. The batch is
+    // at most what the queue holds, so the queue's bound also bounds what one flush leaves in user
+    // space when the peer takes less.
+    if (queue.length > 0 && !this.socket.writableNeedDrain) {
       const socket = this.socket;
       const stats = this.stats;
       socket.cork();
-      while (queue.length > 0 && !socket.writableNeedDrain) {
+      while (queue.length > 0) {
         const frame = queue.shift()!;
         stats.queuedFrames--;
         stats.queuedBytes -= frame.length;
