@@ -149,6 +149,9 @@ export function createUpgradeHandler(ctx: UpgradeContext): UpgradeHandler {
       done = true;
       inFlight--;
       clearTimeout(deadline);
+      // Its closure holds this upgrade's request; left on the socket, it would stay for the
+      // connection's whole life (about 3 KB per idle connection, measured with the bench's (c)).
+      socket.off('close', finish);
     };
     // Against slowloris past the headers: an upgrade that has not opened in time is cut off.
     const deadline = setTimeout(() => {

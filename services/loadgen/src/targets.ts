@@ -88,7 +88,8 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
   let target: Omit<Target, 'servers' | 'serverPids' | 'gatewayPids' | 'stop'>;
   switch (name) {
     case 'hubcast': {
-      const env = { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', DRAIN_MS: '0' };
+      // (e) puts 10,000 subscribers plus the publisher on one gateway: above the default MAX_CONNECTIONS.
+      const env = { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', DRAIN_MS: '0', MAX_CONNECTIONS: '50000' };
       servers = await startAll(options.servers, env, args);
       target = {
         name,
