@@ -2,10 +2,12 @@
 // counted, a restarted gateway without false gaps, and a connected-but-starved subscriber caught
 // by the pub/sub probe (not by the health PING), its lost messages counted as gaps.
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { type TestContext, describe, test } from 'node:test';
 import { ENVELOPE_BYTES, writeEnvelope } from '../../services/gateway/src/bus/envelope.js';
 import { useFixture } from '../helpers/fixture.js';
-import { startProxy } from '../helpers/proxy.js';
+import type { TestClient } from '../helpers/client.js';
+import type { GatewayProcess } from '../helpers/gateway.js';
+import { type TcpProxy, startProxy } from '../helpers/proxy.js';
 import { uniquePrefix } from '../helpers/redis.js';
 import { waitUntil, within } from '../helpers/wait.js';
 
@@ -19,6 +21,27 @@ function enveloped(origin: number, stream: number, seq: number, channel: string,
 
 describe('bus integrity', { timeout: 60_000 }, () => {
   const fx = useFixture();
+
+  /** A gateway whose Redis traffic goes through a proxy the test controls, and a direct one sharing its prefix. */
+  async function proxied(
+    t: TestContext,
+    env: Record<string, string>,
+  ): Promise<{ proxy: TcpProxy; prefix: string; gateway: GatewayProcess; other: GatewayProcess }> {
+    const target = new URL(fx.redis.url);
+    const proxy = await startProxy(target.hostname, Number(target.port));
+    t.after(() => proxy.close());
+    const prefix = uniquePrefix();
+    const gateway = await fx.gateway({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, ...env });
+    const other = await fx.gateway({ REDIS_PREFIX: prefix });
+    return { proxy, prefix, gateway, other };
+  }
+
+  /** Publishes on channel and asserts the ack. */
+  const publisherOn =
+    (publisher: TestClient, channel: string) =>
+    async (data: string): Promise<void> => {
+      assert.equal((await publisher.request({ op: 'publish', channel, data })).op, 'ack');
+    };
 
   test('every message on Redis carries the envelope; sequences run per (origin, channel)', async (t) => {
     const prefix = uniquePrefix();
@@ -88,24 +111,14 @@ describe('bus integrity', { timeout: 60_000 }, () => {
   });
 
   test('a connected but starved subscriber: the probe turns readyz 503; what it lost is counted as gaps', async (t) => {
-    const target = new URL(fx.redis.url);
-    const proxy = await startProxy(target.hostname, Number(target.port));
-    t.after(() => proxy.close());
-    const prefix = uniquePrefix();
     // A minute-long command timeout: the health PING cannot be what notices the starvation.
-    const starved = await fx.gateway({
-      REDIS_URL: proxy.url,
-      REDIS_PREFIX: prefix,
+    const { proxy, gateway: starved, other } = await proxied(t, {
       REDIS_TIMEOUT_MS: '60000',
       BUS_PROBE_INTERVAL_MS: '200',
       BUS_PROBE_TIMEOUT_MS: '500',
     });
-    const other = await fx.gateway({ REDIS_PREFIX: prefix });
     const sub = await fx.connect(starved.ws(['s']));
-    const publisher = await fx.connect(other.ws());
-    const publish = async (data: string): Promise<void> => {
-      assert.equal((await publisher.request({ op: 'publish', channel: 's', data })).op, 'ack');
-    };
+    const publish = publisherOn(await fx.connect(other.ws()), 's');
     await publish('before');
     await sub.waitFor((f) => f.data === 'before');
     assert.equal(await starved.metric('hubcast_bus_probe_ok'), 1);
@@ -143,22 +156,9 @@ describe('bus integrity', { timeout: 60_000 }, () => {
   });
 
   test('a subscriber that answers PING and SUBSCRIBE but gets no message: only the probe sees it; the losses are gaps', async (t) => {
-    const target = new URL(fx.redis.url);
-    const proxy = await startProxy(target.hostname, Number(target.port));
-    t.after(() => proxy.close());
-    const prefix = uniquePrefix();
-    const deaf = await fx.gateway({
-      REDIS_URL: proxy.url,
-      REDIS_PREFIX: prefix,
-      BUS_PROBE_INTERVAL_MS: '200',
-      BUS_PROBE_TIMEOUT_MS: '500',
-    });
-    const other = await fx.gateway({ REDIS_PREFIX: prefix });
+    const { proxy, gateway: deaf, other } = await proxied(t, { BUS_PROBE_INTERVAL_MS: '200', BUS_PROBE_TIMEOUT_MS: '500' });
     const sub = await fx.connect(deaf.ws(['d']));
-    const publisher = await fx.connect(other.ws());
-    const publish = async (data: string): Promise<void> => {
-      assert.equal((await publisher.request({ op: 'publish', channel: 'd', data })).op, 'ack');
-    };
+    const publish = publisherOn(await fx.connect(other.ws()), 'd');
     await publish('first');
     await sub.waitFor((f) => f.data === 'first');
 
@@ -221,12 +221,7 @@ describe('bus integrity', { timeout: 60_000 }, () => {
 
   for (const [what, held] of [['the probe channel', '#probe.'], ['the client channels', 'x']] as const) {
     test(`a resubscribe whose SUBSCRIBE (${what}) times out while PINGs are answered is retried: readyz returns to 200`, async (t) => {
-      const target = new URL(fx.redis.url);
-      const proxy = await startProxy(target.hostname, Number(target.port));
-      t.after(() => proxy.close());
-      const prefix = uniquePrefix();
-      const gateway = await fx.gateway({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, REDIS_TIMEOUT_MS: String(STALL_TIMEOUT_MS) });
-      const other = await fx.gateway({ REDIS_PREFIX: prefix });
+      const { proxy, prefix, gateway, other } = await proxied(t, { REDIS_TIMEOUT_MS: String(STALL_TIMEOUT_MS) });
       const sub = await fx.connect(gateway.ws(['x']));
       const publisher = await fx.connect(other.ws());
       const released = proxy.holdSubscribeReply('hubcast-sub', prefix + held);
@@ -249,12 +244,7 @@ describe('bus integrity', { timeout: 60_000 }, () => {
   }
 
   test('a client SUBSCRIBE that times out while PINGs are answered is retried: the ack comes and messages flow', async (t) => {
-    const target = new URL(fx.redis.url);
-    const proxy = await startProxy(target.hostname, Number(target.port));
-    t.after(() => proxy.close());
-    const prefix = uniquePrefix();
-    const gateway = await fx.gateway({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, REDIS_TIMEOUT_MS: String(STALL_TIMEOUT_MS) });
-    const other = await fx.gateway({ REDIS_PREFIX: prefix });
+    const { proxy, prefix, gateway, other } = await proxied(t, { REDIS_TIMEOUT_MS: String(STALL_TIMEOUT_MS) });
     const client = await fx.connect(gateway.ws());
     const publisher = await fx.connect(other.ws());
     const released = proxy.holdSubscribeReply('hubcast-sub', `${prefix}late`);
@@ -275,21 +265,13 @@ describe('bus integrity', { timeout: 60_000 }, () => {
   });
 
   test('unsubscribe then subscribe again: messages still in flight from the old subscription are no baseline, no false gaps', async (t) => {
-    const target = new URL(fx.redis.url);
-    const proxy = await startProxy(target.hostname, Number(target.port));
-    t.after(() => proxy.close());
-    const prefix = uniquePrefix();
     // No command times out while the subscriber is held up.
-    const gateway = await fx.gateway({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, REDIS_TIMEOUT_MS: '60000' });
-    const other = await fx.gateway({ REDIS_PREFIX: prefix });
+    const { proxy, prefix, gateway, other } = await proxied(t, { REDIS_TIMEOUT_MS: '60000' });
     const client = await fx.connect(gateway.ws(['c']));
-    const publisher = await fx.connect(other.ws());
     const raw = fx.redis.client();
     t.after(() => raw.disconnect());
     const subscribers = async (): Promise<number> => Number(((await raw.pubsub('NUMSUB', `${prefix}c`)) as [string, number])[1]);
-    const publish = async (data: string): Promise<void> => {
-      assert.equal((await publisher.request({ op: 'publish', channel: 'c', data })).op, 'ack');
-    };
+    const publish = publisherOn(await fx.connect(other.ws()), 'c');
     await publish('m1');
     await client.waitFor((f) => f.data === 'm1');
 

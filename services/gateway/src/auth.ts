@@ -7,6 +7,7 @@
 import { createHash, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { type JWTPayload, type JWTVerifyGetKey, createRemoteJWKSet, errors, jwtVerify } from 'jose';
+import type { Config } from './config.js';
 import { isValidChannel } from './protocol.js';
 
 /** Patterns one claim may hold: each check is a scan of the prefixes, so their number is bounded. */
@@ -89,14 +90,7 @@ export function isAuthFailure(result: AuthResult): result is AuthFailure {
   return 'failure' in result;
 }
 
-export interface AuthOptions {
-  readonly authJwtSecret: string | undefined;
-  readonly authPublicKey: string | undefined;
-  readonly authJwksUrl: string | undefined;
-  readonly authAudience: string | undefined;
-  readonly authIssuer: string | undefined;
-  readonly publishApiKey: string | undefined;
-}
+export type AuthOptions = Pick<Config, 'authJwtSecret' | 'authPublicKey' | 'authJwksUrl' | 'authAudience' | 'authIssuer' | 'publishApiKey'>;
 
 type Key = Uint8Array | KeyObject | JWTVerifyGetKey;
 
