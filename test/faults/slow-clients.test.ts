@@ -22,12 +22,8 @@ const STEP = 25;
 const PAD = 'x'.repeat(32 * 1024);
 const QUEUE_MAX_BYTES = 131_072;
 const MAX_MESSAGE_BYTES = 40_000;
-/**
- * Beyond its queue, a client's socket may hold in user space what the last flush wrote and the
- * kernel did not take: one flushed batch (at most a full queue), or one frame past the 16 KiB
- * high-water mark.
- */
-const SOCKET_SLACK = Math.max(16 * 1024 + MAX_MESSAGE_BYTES, QUEUE_MAX_BYTES);
+/** Beyond its queue, a client's socket holds at most one frame past the 16 KiB high-water mark in user space. */
+const SOCKET_SLACK = 16 * 1024 + MAX_MESSAGE_BYTES;
 /** Allocator and V8 heap noise beyond what the idle gateway held with every client connected. */
 const BASE_SLACK = 32 * 1024 * 1024;
 

@@ -9,7 +9,7 @@ import { loopbackPrometheusConfig } from '../../services/cluster/src/prometheus.
 import { requireProgram } from '../../services/cluster/src/processes.js';
 import { ROOT, alertRules, dashboard, dashboardQueries, metricNames } from '../helpers/dashboard.js';
 import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -97,6 +97,23 @@ describe('Dockerfile', () => {
     assert.deepEqual(JSON.parse(entrypoint), ['node', 'dist/services/gateway/src/main.js'], 'exec form: SIGTERM reaches node');
     assert.match(last, /^HEALTHCHECK [^\n]*\\\n\s+CMD \[/m, 'exec-form health check');
     assert.match(last, /\/healthz/);
+  });
+
+  test("the build stage's tsc compiles from what the build context holds (no test/, no docs/)", () => {
+    // The Dockerfile copies package files, tsconfig.json and services/; .dockerignore drops test/.
+    const context = mkdtempSync(join(tmpdir(), 'hubcast-context-'));
+    after(() => rmSync(context, { recursive: true, force: true }));
+    cpSync(`${ROOT}tsconfig.json`, join(context, 'tsconfig.json'));
+    cpSync(`${ROOT}services`, join(context, 'services'), { recursive: true });
+    symlinkSync(`${ROOT}node_modules`, join(context, 'node_modules'));
+    assert.match(dockerfile, /RUN npx tsc -p services\/gateway\/tsconfig.json/);
+    const r = spawnSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', 'services/gateway/tsconfig.json'], {
+      cwd: context,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, `tsc in the build context failed:\n${r.stdout}${r.stderr}`);
+    assert.ok(existsSync(join(context, 'dist/services/gateway/src/main.js')), 'the ENTRYPOINT file is built');
   });
 
   test('.dockerignore keeps the build context small', () => {

@@ -74,15 +74,17 @@ export class Client {
       this.stats.dropped[DropReason.Disconnected]++;
       return;
     }
-    const socket = this.socket;
     if (!this.queue.fits(frame.length)) {
       // Full of this turn's frames while the socket still takes data: write them now, so the
       // bound only ever applies to frames that wait on the peer.
-      if (!socket.writableNeedDrain) {
+      const socket = this.socket;
+      if (socket.writableLength < socket.writableHighWaterMark) {
         this.flush();
-        if (this.queue.length === 0 && !socket.writableNeedDrain) {
+        // Even a frame bigger than the whole queue goes out while the socket takes data.
+        if (this.queue.length === 0 && socket.writableLength < socket.writableHighWaterMark) {
           socket.write(frame);
           this.stats.deliveries++;
+          this.blocked = socket.writableLength >= socket.writableHighWaterMark;
           return;
         }
       }
@@ -155,24 +157,28 @@ export class Client {
       this.discardQueue(DropReason.Disconnected);
       return;
     }
-    // Backpressure is read once, before the batch: inside cork() writableNeedDrain measures the
-    // cork buffer, not the peer, and would stop a batch after its first large frame. The batch is
-    // at most what the queue holds, so the queue's bound also bounds what one flush leaves in user
-    // space when the peer takes less.
-    if (queue.length > 0 && !this.socket.writableNeedDrain) {
-      const socket = this.socket;
-      const stats = this.stats;
+    // Backpressure is what Node really holds for this socket (writableLength), not
+    // writableNeedDrain: that flag stays set for the rest of the tick after the kernel has taken
+    // everything. Corked frames count in writableLength, so each batch stops at the high-water
+    // mark; uncork() hands it to the kernel, which on a reading peer takes it at once, and the next
+    // batch follows. What Node holds unsent, and drops unseen if the peer is then terminated,
+    // stays within the high-water mark plus one frame.
+    const socket = this.socket;
+    const hwm = socket.writableHighWaterMark;
+    const stats = this.stats;
+    while (queue.length > 0 && socket.writableLength < hwm) {
       socket.cork();
-      while (queue.length > 0) {
+      do {
         const frame = queue.shift()!;
         stats.queuedFrames--;
         stats.queuedBytes -= frame.length;
         socket.write(frame);
         stats.deliveries++;
-      }
+      } while (queue.length > 0 && socket.writableLength < hwm);
       socket.uncork();
     }
-    this.blocked = this.socket.writableNeedDrain;
+    // Past the mark a write returned false, so 'drain' comes and flushes the rest.
+    this.blocked = socket.writableLength >= hwm;
     // Caught up: the client is no longer behind, whatever it dropped before (even a frame too
     // big for any queue, which left the queue empty).
     if (queue.length === 0) this.clearSlow();
@@ -221,7 +227,7 @@ export class Client {
     if (this.closing) return;
     // Frames of this turn still waiting for its end go out ahead of the close frame, as they
     // would have without coalescing; only those the peer cannot take are discarded.
-    if (this.queue.length > 0 && !this.socket.writableNeedDrain) this.flush();
+    if (this.queue.length > 0) this.flush();
     this.closing = true;
     this.discardQueue(dropReason);
     const ws = this.ws;
