@@ -52,7 +52,7 @@ function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e', title:
     { scenario: title, figure: 'max latency, ms', values: m((x) => x.latencyMs.max), format: fixed(1) },
     { scenario: title, figure: 'server CPU per delivery, µs (servers + Redis)', values: cpu, format: fixed(2), ratios: true },
     ...(results.some((r) => r.scenario === s && r.runs)
-      ? [{ scenario: title, figure: 'every run: CPU per delivery / p99 (the median-CPU run is shown)', values: {}, format: fixed(2), goal: runsText(results, s) }]
+      ? [{ scenario: title, figure: 'every round: CPU per delivery / p99 (the figures above are medians)', values: {}, format: fixed(2), goal: runsText(results, s) }]
       : []),
     { scenario: title, figure: 'server CPU per delivery, µs (servers only)', values: m((x) => x.gatewayCpuMicrosPerDelivery), format: fixed(2), ratios: true },
     { scenario: title, figure: 'load processes CPU, cores', values: m((x) => x.loadCpuCores), format: fixed(2) },
