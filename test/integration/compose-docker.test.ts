@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { DockerComposeEnvironment, type StartedDockerComposeEnvironment } from 'testcontainers';
+import { type LbServer, readLbServers } from '../../services/cluster/src/cluster.js';
 import { TestClient } from '../helpers/client.js';
 import { ROOT } from '../helpers/dashboard.js';
 import { freePort, waitUntil } from '../helpers/wait.js';
@@ -52,15 +53,7 @@ describe('docker compose up --scale gateway=3 (testcontainers)', { timeout: 600_
     await env?.down({ timeout: 30_000 });
   });
 
-  async function upServers(): Promise<{ name: string; sessions: number }[]> {
-    const csv = await (await fetch(`${stats}/stats;csv`)).text();
-    const [header, ...rows] = csv.split('\n');
-    const cols = header!.replace(/^# /, '').split(',');
-    return rows
-      .map((r) => r.split(','))
-      .filter((f) => f[cols.indexOf('pxname')] === 'gateways' && f[cols.indexOf('status')] === 'UP')
-      .map((f) => ({ name: f[cols.indexOf('svname')]!, sessions: Number(f[cols.indexOf('scur')]) }));
-  }
+  const upServers = async (): Promise<LbServer[]> => (await readLbServers(stats)).filter((s) => s.status === 'UP');
 
   test(TITLE, async () => {
     await waitUntil(async () => (await upServers().catch(() => [])).length === REPLICAS, {

@@ -9,6 +9,7 @@ import { loopbackPrometheusConfig } from '../../services/cluster/src/prometheus.
 import { requireProgram } from '../../services/cluster/src/processes.js';
 import { ROOT, alertRules, dashboard, dashboardQueries, metricNames } from '../helpers/dashboard.js';
 import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
+import { freePort } from '../helpers/wait.js';
 import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,7 +138,6 @@ describe('Dockerfile', () => {
 
     test('exits 1 when nothing answers', async () => {
       const [, ...args] = cmd();
-      const { freePort } = await import('../helpers/wait.js');
       assert.equal(run(process.execPath, args, { PORT: String(await freePort()) }).status, 1);
     });
   });

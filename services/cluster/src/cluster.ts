@@ -49,25 +49,35 @@ export interface Cluster {
   readonly prometheus: string;
   readonly dns: DnsServer;
   /** HAProxy's view of the gateway backend (servers with an address only). */
-  lbServers(): Promise<{ name: string; addr: string; status: string }[]>;
+  lbServers(): Promise<LbServer[]>;
   stop(): Promise<void>;
 }
 
 const LB_HOST = '127.0.0.1';
 
-/** HAProxy's CSV stats for backend "gateways", without the unfilled server-template slots. */
-async function readLbServers(stats: string): Promise<{ name: string; addr: string; status: string }[]> {
+export interface LbServer {
+  readonly name: string;
+  /** host:port the server-template slot resolved to. */
+  readonly addr: string;
+  /** UP, DOWN, ... as HAProxy reports it. */
+  readonly status: string;
+  /** Sessions open to it now. */
+  readonly sessions: number;
+}
+
+/** HAProxy's CSV stats (at `stats`, its stats URL) for backend "gateways", without the unfilled server-template slots. */
+export async function readLbServers(stats: string): Promise<LbServer[]> {
   const res = await fetch(`${stats}/stats;csv`, { signal: AbortSignal.timeout(2000) });
   const [header, ...rows] = (await res.text()).split('\n');
   const cols = header!.replace(/^# /, '').split(',');
   const at = (name: string): number => cols.indexOf(name);
-  const out: { name: string; addr: string; status: string }[] = [];
+  const out: LbServer[] = [];
   for (const row of rows) {
     const f = row.split(',');
     if (f[at('pxname')] !== 'gateways' || f[at('svname')] === 'BACKEND' || f[at('svname')] === undefined) continue;
     const addr = f[at('addr')] ?? '';
     if (addr === '' || addr.startsWith('-')) continue;
-    out.push({ name: f[at('svname')]!, addr, status: f[at('status')] ?? '' });
+    out.push({ name: f[at('svname')]!, addr, status: f[at('status')] ?? '', sessions: Number(f[at('scur')]) });
   }
   return out;
 }
