@@ -25,8 +25,14 @@ export interface Bus {
 }
 
 export class BusUnavailableError extends Error {
-  constructor(message = 'the message bus is unavailable; the message was not sent') {
+  /**
+   * false: certainly not sent. true: handed to Redis, but Redis did not confirm it in time, so it
+   * may still be delivered (and a loss shows as a bus gap). Clients see two error codes, never text.
+   */
+  readonly sent: boolean;
+  constructor(message = 'the message bus is unavailable; the message was not sent', sent = false) {
     super(message);
+    this.sent = sent;
     this.name = 'BusUnavailableError';
   }
 }

@@ -155,7 +155,7 @@ export class RedisBus implements Bus {
     // subscribers get it; if not, they count it as a gap. Either way the client is told so.
     return this.pub.redis.publish(this.options.prefix + channel, message).then(
       () => undefined,
-      (err: Error) => Promise.reject(new BusUnavailableError(`${UNCONFIRMED} (${err.message})`)),
+      (err: Error) => Promise.reject(new BusUnavailableError(`${UNCONFIRMED} (${err.message})`, true)),
     );
   }
 
