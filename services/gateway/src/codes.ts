@@ -93,3 +93,47 @@ export const EvictReason = {
   HeartbeatTimeout: 'heartbeat_timeout',
 } as const;
 export type EvictReason = (typeof EvictReason)[keyof typeof EvictReason];
+
+// Label values of the other metrics. Every label value comes from one of these fixed sets.
+
+/** Which bus connection: the `connection` label of hubcast_bus_connected and hubcast_bus_reconnects_total. */
+export type BusConnection = 'publisher' | 'subscriber';
+
+export type PublishSource = 'ws' | 'http';
+export const PUBLISH_SOURCES: readonly PublishSource[] = ['ws', 'http'];
+
+export const PublishRejectReason = {
+  BusUnavailable: 'bus_unavailable',
+  Invalid: 'invalid',
+  TooLarge: 'too_large',
+  TooManyPending: 'too_many_pending',
+  Unauthorized: 'unauthorized',
+  Forbidden: 'forbidden',
+} as const;
+export type PublishRejectReason = (typeof PublishRejectReason)[keyof typeof PublishRejectReason];
+
+/** Why an upgrade was refused before the 101: the `reason` label of hubcast_upgrades_rejected_total. */
+export const UpgradeRejectReason = {
+  /** Bad path, URL or ?channels (400, 404). */
+  Invalid: 'invalid',
+  /** No valid token (401). */
+  Unauthorized: 'unauthorized',
+  /** Origin not allowed, or ?channels outside the token's subscribe patterns (403). */
+  Forbidden: 'forbidden',
+  /** MAX_CONNECTIONS reached (503). */
+  TooManyConnections: 'too_many_connections',
+  /** The gateway is draining (503). */
+  Draining: 'draining',
+  /** The handshake did not complete within HANDSHAKE_TIMEOUT_MS (socket destroyed). */
+  HandshakeTimeout: 'handshake_timeout',
+} as const;
+export type UpgradeRejectReason = (typeof UpgradeRejectReason)[keyof typeof UpgradeRejectReason];
+
+/** Why the gateway closed a client on policy: the `reason` label of hubcast_clients_closed_total. */
+export const PolicyCloseReason = {
+  /** Sustained abuse of the rate limit (1008). */
+  RateLimited: 'rate_limited',
+  /** The token expired (4001). */
+  TokenExpired: 'token_expired',
+} as const;
+export type PolicyCloseReason = (typeof PolicyCloseReason)[keyof typeof PolicyCloseReason];

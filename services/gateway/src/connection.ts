@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Grant } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import type { Client } from './client.js';
-import { CloseCode, CloseReason, ErrorCode } from './codes.js';
+import { CloseCode, CloseReason, ErrorCode, PolicyCloseReason, PublishRejectReason } from './codes.js';
 import type { Hub } from './hub.js';
 import {
   type Command,
@@ -18,7 +18,7 @@ import {
   tryEncodeMessage,
 } from './protocol.js';
 import { TokenBucket, Verdict } from './ratelimit.js';
-import { PolicyCloseReason, PublishRejectReason, type Stats } from './stats.js';
+import type { Stats } from './stats.js';
 
 /**
  * Commands one connection may have waiting on the bus (publishes, subscribes with an id).

@@ -6,12 +6,12 @@ import { Auth } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
-import { CloseCode, CloseReason } from './codes.js';
+import { CloseCode, CloseReason, UpgradeRejectReason } from './codes.js';
 import type { Config } from './config.js';
 import { createHttpHandler } from './http.js';
 import { Hub } from './hub.js';
 import { createMetrics } from './metrics.js';
-import { Stats, UpgradeRejectReason } from './stats.js';
+import { Stats } from './stats.js';
 import { createUpgradeHandler } from './upgrade.js';
 
 export interface Gateway {

@@ -4,9 +4,9 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type Auth, type Grant, isAuthFailure } from './auth.js';
 import type { Bus } from './bus/bus.js';
-import { ErrorCode } from './codes.js';
+import { ErrorCode, PublishRejectReason } from './codes.js';
 import { isProtocolError, parsePublishBody, tryEncodeMessage } from './protocol.js';
-import { PublishRejectReason, type Stats } from './stats.js';
+import type { Stats } from './stats.js';
 
 export interface HttpContext {
   readonly bus: Bus;

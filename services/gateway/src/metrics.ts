@@ -1,15 +1,17 @@
 // Prometheus metrics. Counters live in Stats as plain numbers and are copied in at scrape time.
-// Every label value comes from a server-chosen set (codes.ts, stats.ts), never from client input.
+// Every label value comes from a server-chosen set (codes.ts), never from client input.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { DropReason, ErrorCode, EvictReason } from './codes.js';
 import {
   type BusConnection,
+  DropReason,
+  ErrorCode,
+  EvictReason,
   PUBLISH_SOURCES,
   PolicyCloseReason,
   PublishRejectReason,
-  type Stats,
   UpgradeRejectReason,
-} from './stats.js';
+} from './codes.js';
+import type { Stats } from './stats.js';
 
 export interface MetricsSources {
   readonly stats: Stats;

@@ -6,10 +6,9 @@ import type { Socket } from 'node:net';
 import { type PerMessageDeflateOptions, WebSocketServer } from 'ws';
 import { type Auth, type Grant, isAuthFailure, originAllowed } from './auth.js';
 import { Client, type ClientLimits } from './client.js';
-import { ErrorCode } from './codes.js';
+import { ErrorCode, UpgradeRejectReason } from './codes.js';
 import { type ConnectionContext, attachConnection } from './connection.js';
 import { isProtocolError, parseChannelsQuery } from './protocol.js';
-import { UpgradeRejectReason } from './stats.js';
 
 /** Longest wait for ?channels to go live before opening anyway (the bus may have just dropped). */
 const SUBSCRIBE_WAIT_MS = 5000;

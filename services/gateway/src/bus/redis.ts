@@ -13,7 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import type { BusConnection, Stats } from '../stats.js';
+import type { BusConnection } from '../codes.js';
+import type { Stats } from '../stats.js';
 import { type Bus, type BusListener, BusUnavailableError } from './bus.js';
 import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
 import { Probe } from './probe.js';
