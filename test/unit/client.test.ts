@@ -3,7 +3,6 @@
 // callbacks the test holds, so "the peer is not reading" is exact; timers are mocked, so nothing
 // depends on timing.
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import type WebSocket from 'ws';
@@ -116,7 +115,7 @@ function setup(limits: Partial<ClientLimits> = {}): Harness {
   const client = new Client(
     1,
     ws as unknown as WebSocket,
-    socket.stream as unknown as Socket,
+    socket.stream,
     {
       queueMaxMessages: 4,
       queueMaxBytes: 1_000_000,
@@ -242,7 +241,7 @@ describe('Client delivery', () => {
       const client = new Client(
         1,
         new FakeWs() as unknown as WebSocket,
-        stream as unknown as Socket,
+        stream,
         { queueMaxMessages: 8, queueMaxBytes: 1_000_000, overflowPolicy, slowClientEvictMs: 60_000, closeTimeoutMs: 60_000 },
         stats,
         owner,
@@ -305,7 +304,7 @@ describe('Client write coalescing', () => {
         callback();
       },
     });
-    const client = new Client(2, h.ws as unknown as WebSocket, stream as unknown as Socket, {
+    const client = new Client(2, h.ws as unknown as WebSocket, stream, {
       queueMaxMessages: 64, queueMaxBytes: 1_000_000, overflowPolicy: 'drop-oldest', slowClientEvictMs: 60_000, closeTimeoutMs: 60_000,
     }, h.stats, h.owner);
     for (let i = 1; i <= 10; i++) client.deliver(frame(i));

@@ -4,7 +4,7 @@
 // BoundedQueue and go out in one corked write per event-loop turn (the owner flushes every client
 // it was told about, once, after the turn's I/O: flush.ts), or on the socket's 'drain' when it was
 // backed up. A frame that does not fit is handled by OVERFLOW_POLICY.
-import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { Disconnect, DropReason } from './codes.js';
 import type { OverflowPolicy } from './config.js';
@@ -46,7 +46,8 @@ export class Client implements HubClient {
   constructor(
     readonly id: number,
     readonly ws: WebSocket,
-    private readonly socket: Socket,
+    /** The connection's socket; only its writable side is written here, past ws. */
+    private readonly socket: Writable,
     private readonly limits: ClientLimits,
     private readonly stats: Stats,
     private readonly owner: ClientOwner,
