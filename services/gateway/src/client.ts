@@ -188,7 +188,7 @@ export class Client implements HubClient {
   }
 
   /** Writes the queued frames unless the socket is backed up; one syscall for the batch thanks to cork. */
-  readonly flush = (): void => {
+  private readonly flush = (): void => {
     const queue = this.queue;
     if (this.closing) return;
     if (this.ws.readyState !== WebSocket.OPEN) {
