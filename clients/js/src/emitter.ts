@@ -3,7 +3,7 @@
 // on a fresh task, where it reaches the host's uncaught-error reporting.
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- listener parameter lists vary per event
-type Listener = (...args: any[]) => void;
+export type Listener = (...args: any[]) => void;
 
 export class Emitter<Events extends { [K in keyof Events]: Listener }> {
   private readonly listeners = new Map<keyof Events, Listener[]>();
