@@ -344,7 +344,7 @@ describe('kustomize base deploy/kubernetes', () => {
     assert.equal(settings.port, loadConfig({}).port, "the gateway's PORT default, which the image keeps");
   });
 
-  test('the gateway answers the probes and the scrape as the manifests expect, and drains on SIGTERM', async (t) => {
+  test('the gateway answers the probes and the scrape as the manifests expect, and drains on SIGTERM', { timeout: 60_000 }, async (t) => {
     const manifests = resolve();
     const { container } = gatewayParts(manifests);
     // The pod's settings (auth on, placeholders replaced), with the in-process bus instead of Redis.
