@@ -8,18 +8,7 @@ import { Liveness } from '../../clients/js/src/heartbeat.js';
 import { ConnectionMachine, type Decision, ruleFor } from '../../clients/js/src/machine.js';
 import { PositionTracker } from '../../clients/js/src/position.js';
 import { CLOSE_RULES, CONNECT_FAILED, LOCAL_RULES } from '../../clients/js/src/rules.js';
-
-/** A seeded uniform source (mulberry32), so the statistical checks are reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as seeded } from '../helpers/random.js';
 
 describe('backoff', () => {
   test('full jitter: the window doubles from min and stops at max; the extremes of random give 0 and just under the window', () => {
