@@ -188,6 +188,62 @@ describe('HubcastClient: connecting', () => {
     assert.deepEqual(w.errors, []);
   });
 
+  test('a token that expired while the connection was down is fetched anew before reconnecting (no 4001 came)', async (t) => {
+    const expOf = (url: string): number =>
+      (JSON.parse(Buffer.from(url.split('token=')[1]!.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000;
+    let calls = 0;
+    const w = world(t, {
+      getToken: async () => {
+        calls++;
+        return `h.${Buffer.from(JSON.stringify({ exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url')}.s`;
+      },
+    });
+    const createdAt = new Map<FakeSocket, number>();
+    w.client.connect();
+    await flush();
+    w.last().open();
+    w.last().serverClose(1006);
+    // The gateway is down for two minutes: every attempt fails before open.
+    for (let ms = 0; ms < 120_000; ms += 100) {
+      const socket = w.last();
+      if (!createdAt.has(socket)) {
+        createdAt.set(socket, Date.now());
+        if (socket !== w.sockets[0]) socket.fail();
+      }
+      await w.tick(100);
+    }
+    assert.ok(calls >= 2, `getToken called again (${calls})`);
+    for (const [socket, at] of createdAt) assert.ok(expOf(socket.url) > at, `a live token at every attempt (${socket.url})`);
+    assert.ok(w.sockets.length < 20, `still backing off (${w.sockets.length} attempts in 2 minutes)`);
+  });
+
+  test('a 401 for a reused token fetches a new one once; a 401 for the new one stops', async (t) => {
+    let calls = 0;
+    const w = world(
+      t,
+      {
+        getToken: async () => `opaque-${++calls}`,
+      },
+      FakeWsSocket,
+    );
+    w.client.connect();
+    await flush();
+    w.last().open();
+    w.last().serverClose(1006);
+    await w.tick(250);
+    (w.last() as FakeWsSocket).refuse(401);
+    assert.equal(w.client.state, 'connecting');
+    await w.tick(250);
+    assert.equal(calls, 2);
+    assert.match(w.last().url, /token=opaque-2$/);
+    (w.last() as FakeWsSocket).refuse(401);
+    assert.equal(w.client.state, 'disconnected');
+    assert.deepEqual(w.errors.map((e) => e.code), [ClientErrorCode.Unauthorized]);
+    await w.tick(600_000);
+    assert.equal(calls, 2);
+    assert.equal(w.sockets.length, 3);
+  });
+
   test('a getToken that fails is reported and retried with backoff', async (t) => {
     let fail = true;
     const w = world(t, {

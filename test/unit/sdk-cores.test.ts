@@ -8,6 +8,7 @@ import { Liveness } from '../../clients/js/src/heartbeat.js';
 import { ConnectionMachine, type Decision, ruleFor } from '../../clients/js/src/machine.js';
 import { PositionTracker } from '../../clients/js/src/position.js';
 import { CLOSE_RULES, CONNECT_FAILED, LOCAL_RULES } from '../../clients/js/src/rules.js';
+import { EXPIRY_MARGIN_MS, isStale, tokenExpiry } from '../../clients/js/src/token.js';
 import { mulberry32 as seeded } from '../helpers/random.js';
 
 describe('backoff', () => {
@@ -137,6 +138,22 @@ describe('connection machine', () => {
     assert.equal(ruleFor({ opened: false, code: 1006 }).error, ClientErrorCode.ConnectFailed, 'a failure before open is reported');
   });
 
+  test('a 401 for a token reused from an earlier attempt refreshes it once when getToken exists; a fresh token refused stops', () => {
+    const refused = ruleFor({ opened: false, code: 1006, status: 401 });
+    const m = machine(() => 0.5, true);
+    m.start();
+    const d = reconnect(m.ended(refused, false));
+    assert.equal(d.refreshToken, true);
+    assert.ok(d.delayMs < 500);
+    assert.equal(m.ended(refused, true).kind, 'stop');
+    const noGetToken = machine(() => 0.5, false);
+    noGetToken.start();
+    assert.equal(noGetToken.ended(refused, false).kind, 'stop');
+    const forbidden = machine(() => 0.5, true);
+    forbidden.start();
+    assert.equal(forbidden.ended(ruleFor({ opened: false, code: 1006, status: 403 }), false).kind, 'stop', '403 is not about the token');
+  });
+
   test('the rules table covers the gateway close codes the brief names', () => {
     assert.deepEqual([...CLOSE_RULES.keys()].sort(), [1000, 1001, 1006, 1008, 1011, 1013, 4001]);
     assert.equal(LOCAL_RULES.HeartbeatTimeout.action, 'backoff');
@@ -201,6 +218,26 @@ describe('position tracker', () => {
     assert.equal(p.since(), undefined);
     assert.equal(p.message('7', 'e'), 'deliver', 'malformed offsets are not positions');
     assert.equal(p.since(), undefined);
+  });
+});
+
+describe('token expiry', () => {
+  const jwt = (claims: object): string =>
+    `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
+
+  test('exp is read from the payload (base64url, any padding); anything else has no expiry', () => {
+    assert.equal(tokenExpiry(jwt({ exp: 1_700_000_000, sub: 'a~b?' })), 1_700_000_000_000);
+    assert.equal(tokenExpiry(jwt({ exp: 1, x: 'pad' })), 1000);
+    for (const opaque of ['opaque', 'a..b', jwt({ sub: 'no exp' }), jwt({ exp: '9' }), 'x.!!!.y', `x.${Buffer.from('null').toString('base64url')}.y`]) {
+      assert.equal(tokenExpiry(opaque), undefined, opaque);
+    }
+  });
+
+  test('stale within the margin, never for a token without exp', () => {
+    const token = jwt({ exp: 1000 });
+    assert.equal(isStale(token, 1_000_000 - EXPIRY_MARGIN_MS - 1), false);
+    assert.equal(isStale(token, 1_000_000 - EXPIRY_MARGIN_MS), true);
+    assert.equal(isStale('opaque', Number.MAX_SAFE_INTEGER), false);
   });
 });
 

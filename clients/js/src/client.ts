@@ -19,11 +19,15 @@ import {
 } from './protocol.js';
 import { LOCAL_CLOSE_CODE, LOCAL_RULES, type Rule } from './rules.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
+import { isStale } from './token.js';
 
 export interface HubcastClientOptions {
   /** A JWT, sent as `?token=` (browsers cannot set headers on a WebSocket). */
   readonly token?: string;
-  /** Fetches a token: before the first connect when no `token` is given, and after a 4001. */
+  /**
+   * Fetches a token: before the first connect when no `token` is given, after a 4001, before
+   * reusing a JWT whose `exp` is past (or within 5 s), and once after a 401 for a reused token.
+   */
   readonly getToken?: () => Promise<string>;
   /** The backoff's first window, and the spread of a reconnect after 1001 or 4001. Default 500. */
   readonly minReconnectDelayMs?: number;
@@ -94,6 +98,8 @@ export class HubcastClient extends Emitter<ClientEvents> {
   private token: string | undefined;
   /** Call getToken before the next attempt (after a 4001). */
   private refreshToken = false;
+  /** Whether the current attempt's token was fetched for it. */
+  private tokenFresh = false;
   private socket: SocketLike | null = null;
   /** Whether the current socket has opened. */
   private opened = false;
@@ -205,7 +211,8 @@ export class HubcastClient extends Emitter<ClientEvents> {
   private attempt(): void {
     const generation = ++this.generation;
     const getToken = this.getToken;
-    if (getToken !== undefined && (this.refreshToken || this.token === undefined)) {
+    this.tokenFresh = false;
+    if (getToken !== undefined && (this.refreshToken || this.token === undefined || isStale(this.token, Date.now()))) {
       let fetching: Promise<string>;
       try {
         fetching = getToken();
@@ -217,6 +224,7 @@ export class HubcastClient extends Emitter<ClientEvents> {
           if (generation !== this.generation) return;
           this.token = token;
           this.refreshToken = false;
+          this.tokenFresh = true;
           this.open();
         },
         (err: unknown) => {
@@ -250,7 +258,9 @@ export class HubcastClient extends Emitter<ClientEvents> {
       if (this.socket === socket) this.onFrame(event.data);
     };
     socket.onclose = (event: { code: number; reason: string }) => {
-      if (this.socket === socket) this.ended(ruleFor({ opened: this.opened, code: event.code, status: this.status }), event.code, event.reason, this.opened);
+      if (this.socket !== socket) return;
+      const rule = ruleFor({ opened: this.opened, code: event.code, status: this.status });
+      this.ended(rule, event.code, event.reason, this.opened);
     };
     socket.onerror = () => undefined; // the close that follows says what happened
     // Node's `ws` tells a refused upgrade's status (401, 403, 503); browsers show only a close 1006.
@@ -369,7 +379,7 @@ export class HubcastClient extends Emitter<ClientEvents> {
     const status = this.status;
     this.teardown();
     const previous = this.machine.state;
-    const decision = this.machine.ended(rule);
+    const decision = this.machine.ended(rule, this.tokenFresh);
     const willReconnect = decision.kind === 'reconnect';
     let outcome = 'stopped';
     if (decision.kind === 'reconnect') {

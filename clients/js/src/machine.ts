@@ -7,6 +7,7 @@ import {
   CONNECT_FAILED,
   DEFAULT_CLOSE_RULE,
   DEFAULT_UPGRADE_RULE,
+  REUSED_TOKEN_REFUSED,
   TOKEN_EXPIRED_NO_REFRESH,
   UPGRADE_RULES,
   type Rule,
@@ -75,9 +76,13 @@ export class ConnectionMachine {
     this.failures = 0;
   }
 
-  /** The connection (or the attempt) ended by this rule: what next. */
-  ended(rule: Rule): Decision {
+  /**
+   * The connection (or the attempt) ended by this rule: what next. `tokenFresh`: the attempt's
+   * token was fetched for it (false when it was given, or reused from an earlier attempt).
+   */
+  ended(rule: Rule, tokenFresh = true): Decision {
     const { minReconnectDelayMs: min, maxReconnectDelayMs: max, random, canRefresh } = this.options;
+    if (rule.refreshFirst === true && canRefresh && !tokenFresh) rule = REUSED_TOKEN_REFUSED;
     if (rule.action === 'refresh' && !canRefresh) rule = TOKEN_EXPIRED_NO_REFRESH;
     if (rule.action === 'stop') {
       this.current = 'disconnected';

@@ -16,6 +16,11 @@ export interface Rule {
   readonly error?: ClientErrorCode;
   /** Why, in words: goes into the error message. */
   readonly why: string;
+  /**
+   * When the refused token was fetched for an earlier attempt and a getToken exists: fetch a new
+   * one and retry once, instead of stopping (it may have expired while the client was away).
+   */
+  readonly refreshFirst?: boolean;
 }
 
 const backoff = (why: string): Rule => ({ action: 'backoff', why });
@@ -49,6 +54,7 @@ export const UPGRADE_RULES: ReadonlyMap<number, Rule> = new Map<number, Rule>([
       action: 'stop',
       error: ClientErrorCode.Unauthorized,
       why: 'the upgrade was refused with 401: the token is missing, invalid or expired, and sending it again cannot help',
+      refreshFirst: true,
     },
   ],
   [
@@ -100,4 +106,10 @@ export const TOKEN_EXPIRED_NO_REFRESH: Rule = {
   action: 'stop',
   error: ClientErrorCode.TokenExpired,
   why: 'the token expired (4001) and there is no getToken to fetch another',
+};
+
+/** A 401 for a token used before, with a getToken: fetch a new token, then retry. */
+export const REUSED_TOKEN_REFUSED: Rule = {
+  action: 'refresh',
+  why: 'the upgrade was refused with 401 for a token fetched earlier',
 };
