@@ -27,10 +27,10 @@ export const OutageLines = {
 
 export interface OutageReport {
   readonly line: OutageLine;
-  /** Failed attempts since the previous line of this outage (Restored: in the whole outage). */
-  readonly failedAttempts: number;
-  /** Since the outage began. */
-  readonly downMs: number;
+  /** Failed attempts since the previous line of this outage (Restored: in the whole outage); not on the first line. */
+  readonly failedAttempts?: number;
+  /** Since the outage began; not on the first line. */
+  readonly downMs?: number;
   /** The last error ioredis reported, or that the connection closed. */
   readonly err?: string;
 }
@@ -69,7 +69,7 @@ export class OutageLog {
       this.lastLine = now;
       this.failures = 0;
       this.total = 1;
-      return { line: this.everUp ? OutageLines.Lost : OutageLines.Unreachable, failedAttempts: 1, downMs: 0, err };
+      return { line: this.everUp ? OutageLines.Lost : OutageLines.Unreachable, err };
     }
     this.failures++;
     if (now - this.lastLine < this.intervalMs) return null;
