@@ -105,8 +105,8 @@ export class RedisBus implements Bus {
       keepAlive: 5000,
       retryStrategy: retryDelay,
     };
-    this.pub = this.connect('publisher', new Redis(options.url, { ...common, connectionName: 'hubcast-pub' }));
-    this.sub = this.connect('subscriber', new Redis(options.url, { ...common, connectionName: 'hubcast-sub' }));
+    this.pub = this.wire('publisher', new Redis(options.url, { ...common, connectionName: 'hubcast-pub' }));
+    this.sub = this.wire('subscriber', new Redis(options.url, { ...common, connectionName: 'hubcast-sub' }));
     this.sub.on('messageBuffer', this.onMessage);
     this.health.start();
   }
@@ -233,7 +233,8 @@ export class RedisBus implements Bus {
     this.emitReadiness();
   }
 
-  private connect(role: BusConnection, redis: Redis): Redis {
+  /** Follows one connection's events into health, subscriptions, probe, stats and the outage log. */
+  private wire(role: BusConnection, redis: Redis): Redis {
     const link = this.health.link(role);
     const outage = new OutageLog();
     redis.on('ready', () => {
