@@ -2,7 +2,7 @@
 // series, label sets and help texts come from codes.ts.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DropReason, PolicyCloseReason, PublishRejectReason, UpgradeRejectReason } from '../../services/gateway/src/codes.js';
+import { Disconnect, DropReason, PolicyCloseReason, PublishRejectReason, UpgradeRejectReason } from '../../services/gateway/src/codes.js';
 import { METRICS, type MetricsSources, createMetrics, series } from '../../services/gateway/src/metrics.js';
 import { Stats } from '../../services/gateway/src/stats.js';
 import { parseMetrics } from '../helpers/gateway.js';
@@ -106,10 +106,13 @@ describe('metric table', () => {
     for (const m of METRICS) {
       for (const l of m.labels) {
         const listed = l.values.filter((v) => new RegExp(`\\b${v}\\b`).test(m.help));
-        if (listed.length > 0) assert.ok(m.help.includes(l.values.join(', ')), `${m.name} help lists every ${l.name}: ${m.help}`);
+        if (listed.length > 0) assert.deepEqual(listed, l.values, `${m.name} help lists every ${l.name}: ${m.help}`);
       }
     }
     const rejected = METRICS.find((m) => m.name === 'hubcast_publishes_rejected_total')!;
     assert.ok(rejected.help.includes(Object.values(PublishRejectReason).join(', ')), rejected.help);
+    // Policy closes carry the close code of their Disconnect entry.
+    const closed = METRICS.find((m) => m.name === 'hubcast_clients_closed_total')!;
+    assert.ok(closed.help.includes(`rate_limited: ${Disconnect.RateLimited.code}, token_expired: ${Disconnect.TokenExpired.code}`), closed.help);
   });
 });

@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Bus } from './bus/bus.js';
 import {
   type BusConnection,
+  Disconnect,
   DropReason,
   ErrorCode,
   EvictReason,
@@ -59,6 +60,14 @@ const label = (name: string, set: Readonly<Record<string, string>> | readonly st
 const reason = (set: Readonly<Record<string, string>>): Label => label('reason', set);
 /** The values of a label set, as help texts list them. */
 const list = (l: Label): string => l.values.join(', ');
+/** Policy close reasons with the close code their Disconnect entry sends: `rate_limited: 1008, ...`. */
+const policyCloses = (l: Label): string =>
+  l.values
+    .map((r) => {
+      const entry = Object.values(Disconnect).find((d) => d.counts !== null && 'policy' in d.counts && d.counts.policy === r);
+      return entry?.code ? `${r}: ${entry.code}` : r;
+    })
+    .join(', ');
 
 type Read = NonNullable<MetricSpec['read']>;
 const counter = (name: string, help: string, read: Read, ...labels: Label[]): MetricSpec => ({ name, type: 'counter', help, read, labels });
@@ -143,7 +152,7 @@ export const METRICS: readonly MetricSpec[] = [
     UPGRADE_REJECT,
   ),
   counter('hubcast_rate_limited_total', 'Inbound frames (messages, pings) refused by the per-client rate limit.', (s) => s.stats.rateLimited),
-  counter('hubcast_clients_closed_total', `Clients closed by policy, by reason (${list(POLICY_CLOSE)}).`, (s) => s.stats.policyCloses, POLICY_CLOSE),
+  counter('hubcast_clients_closed_total', `Clients closed by policy, by reason (${policyCloses(POLICY_CLOSE)}).`, (s) => s.stats.policyCloses, POLICY_CLOSE),
   gauge('hubcast_info', `Always 1; the bus label says which bus this gateway runs (${list(BUS)}).`, (s) => ({ [s.busKind]: 1 }), BUS),
   FANOUT,
 ];
