@@ -198,14 +198,15 @@ describe('position tracker', () => {
     assert.equal(p.message(2, 'b'), 'deliver');
   });
 
-  test("the gateway's lost frame moves the position to just before the named offset", () => {
+  test("the gateway's lost frame moves the position to the named offset (the next message is offset + 1)", () => {
     const p = new PositionTracker();
     p.subscribed({ offset: 10, epoch: 'a' }, false);
-    p.lost(20, 'a');
+    p.lost(19, 'a');
     assert.deepEqual(p.position, { offset: 19, epoch: 'a' });
-    assert.equal(p.message(20, 'a'), 'deliver', 'the message at the jumped-to offset is not dropped');
-    p.lost(3, 'b');
-    assert.equal(p.message(3, 'b'), 'deliver');
+    assert.equal(p.message(20, 'a'), 'deliver', 'the message after the lost position is not a second loss');
+    assert.equal(p.message(20, 'a'), 'duplicate');
+    p.lost(2, 'b');
+    assert.equal(p.message(3, 'b'), 'deliver', 'a lost in a new epoch starts it');
     p.lost(1, 'b');
     assert.deepEqual(p.position, { offset: 3, epoch: 'b' }, 'an older lost never moves it back');
   });

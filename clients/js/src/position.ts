@@ -75,18 +75,17 @@ export class PositionTracker {
   }
 
   /**
-   * The gateway's `lost` frame: history could not fill a gap; it names the position it jumped
-   * to. The message at that offset may still come, so the position becomes one before it (a
-   * later message is never dropped for it, and a recovery from there replays nothing seen).
+   * The gateway's `lost` frame: history could not fill a gap. Its offset is the last one the
+   * gateway accounts for (lost or delivered); the next message is offset + 1, so the position
+   * becomes that offset, and a later recovery from it replays nothing lost.
    */
   lost(offset: unknown, epoch: unknown): void {
     if (!isOffset(offset) || typeof epoch !== 'string') return;
-    const before = Math.max(0, offset - 1);
     if (epoch !== this.epoch) {
       this.epoch = epoch;
-      this.offset = before;
-    } else if (before > this.offset) {
-      this.offset = before;
+      this.offset = offset;
+    } else if (offset > this.offset) {
+      this.offset = offset;
     }
   }
 }
