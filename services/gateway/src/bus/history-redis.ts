@@ -7,10 +7,9 @@
 // pub/sub channel passed to the script must then be tagged the same way, for SPUBLISH):
 //   <prefix>{C}:meta    hash  e: epoch, o: top offset
 //   <prefix>{C}:stream  stream of entries with ID <offset>-0 and one field d: the client bytes
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { type HistoryRead, type HistoryReader, type StoredMessage, isComplete } from './history-read.js';
-import { EPOCH_BYTES, type Position, epochFrom } from './position.js';
+import { EpochSource, type Position } from './position.js';
 
 export interface RedisHistoryOptions {
   /** REDIS_PREFIX: the keys are <prefix>{<channel>}:meta and :stream. */
@@ -88,8 +87,6 @@ return out
 
 const PUBLISH_COMMAND = 'hubcastHistoryPublish';
 const READ_COMMAND = 'hubcastHistoryRead';
-/** Epoch candidates drawn per randomBytes call: one is spent on every script call. */
-const EPOCH_POOL = 256;
 
 /** The script commands defineCommand adds (named PUBLISH_COMMAND, READ_COMMAND); ioredis's types do not know them. */
 interface Scripted {
@@ -105,22 +102,6 @@ interface Scripted {
 export function historyKeys(prefix: string, channel: string): { meta: string; stream: string } {
   const tag = `${prefix}{${channel}}`;
   return { meta: `${tag}:meta`, stream: `${tag}:stream` };
-}
-
-/** Fresh epoch candidates, EPOCH_POOL per randomBytes call: every script call needs one. */
-export class EpochSource {
-  private pool = Buffer.alloc(0);
-  private at = 0;
-
-  next(): string {
-    if (this.at + EPOCH_BYTES > this.pool.length) {
-      this.pool = randomBytes(EPOCH_BYTES * EPOCH_POOL);
-      this.at = 0;
-    }
-    const epoch = epochFrom(this.pool, this.at);
-    this.at += EPOCH_BYTES;
-    return epoch;
-  }
 }
 
 export class RedisHistory implements HistoryReader {

@@ -18,6 +18,8 @@
 // ASCII rather than binary fields because Lua builds them with string.format and concatenation,
 // and a reader can check them in redis-cli. With HISTORY_SIZE=0 the envelope (envelope.ts) is used.
 
+import { randomBytes } from 'node:crypto';
+
 export const POSITION_MAGIC = 0xfd;
 const VERSION = 1;
 const DIGITS = 2;
@@ -46,6 +48,25 @@ export function isValidEpoch(value: unknown): value is string {
 /** A fresh epoch from EPOCH_BYTES random bytes at start of bytes. */
 export function epochFrom(bytes: Buffer, start = 0): string {
   return bytes.toString('base64url', start, start + EPOCH_BYTES);
+}
+
+/** Epoch candidates drawn per randomBytes call: every history script call spends one. */
+const EPOCH_POOL = 256;
+
+/** Fresh epoch candidates, EPOCH_POOL per randomBytes call: every script call needs one. */
+export class EpochSource {
+  private pool = Buffer.alloc(0);
+  private at = 0;
+
+  next(): string {
+    if (this.at + EPOCH_BYTES > this.pool.length) {
+      this.pool = randomBytes(EPOCH_BYTES * EPOCH_POOL);
+      this.at = 0;
+    }
+    const epoch = epochFrom(this.pool, this.at);
+    this.at += EPOCH_BYTES;
+    return epoch;
+  }
 }
 
 /** True when the message starts with a position header this version understands, lengths included. */
