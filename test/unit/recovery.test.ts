@@ -5,13 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { HistoryRead } from '../../services/gateway/src/bus/history-read.js';
-import {
-  ChannelRecovery,
-  Recovery,
-  type RecoveryResult,
-  type PositionedMessage,
-  WITHOUT_HISTORY,
-} from '../../services/gateway/src/recovery.js';
+import type { PositionedMessage } from '../../services/gateway/src/bus/position.js';
+import { ChannelRecovery, Recovery, type RecoveryResult, WITHOUT_HISTORY } from '../../services/gateway/src/recovery.js';
 
 const E = 'E1';
 const msg = (offset: number, epoch = E): PositionedMessage => ({ offset, epoch, bytes: Buffer.from(`${epoch}:${offset}`) });

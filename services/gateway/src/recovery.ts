@@ -8,14 +8,7 @@
 // Pure: the hub pushes live messages (and `lost` jumps) into one Recovery per recovering
 // subscription, and calls resolve() once, in the same turn as it sends the ack and the messages.
 import type { HistoryRead } from './bus/history-read.js';
-import type { Position } from './bus/position.js';
-
-/** A message as the hub holds it: its position and the exact bytes clients receive. */
-export interface PositionedMessage {
-  readonly offset: number;
-  readonly epoch: string;
-  readonly bytes: Buffer;
-}
+import type { Position, PositionedMessage } from './bus/position.js';
 
 export interface RecoveryOutcome {
   /** Label of hubcast_recoveries_total{result}. */

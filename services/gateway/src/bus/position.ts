@@ -40,6 +40,11 @@ export interface Position {
   readonly epoch: string;
 }
 
+/** A message as the gateway holds it: its position and the exact bytes clients receive. */
+export interface PositionedMessage extends Position {
+  readonly bytes: Buffer;
+}
+
 /** An epoch is an opaque name; only what the server generates is valid (and safe inside JSON). */
 export function isValidEpoch(value: unknown): value is string {
   return typeof value === 'string' && EPOCH_RE.test(value);
