@@ -113,16 +113,23 @@ describe('history repair on Redis', { timeout: 60_000 }, () => {
     assert.deepEqual([r.counts.busGaps, r.counts.busLost], [0, 0]);
   });
 
-  test('a tail published while the subscriber was down is found by the top check', async (t) => {
+  /** Publishes 1..3, sees them delivered, then takes the subscriber down (connect() brings it back). */
+  async function deliveredThreeThenDown(t: TestContext) {
     const prefix = uniquePrefix();
     const history = new RedisHistory(redis.client(), { prefix, size: 1000, ttlS: 300, publishCommand: 'PUBLISH' });
     const pubsub = `${prefix}{c}`;
     const r = await receiver(t, history, pubsub);
-    for (let i = 1; i <= 3; i++) await history.publish('c', pubsub, head(i));
+    const publish = (n: number): Promise<Position> => history.publish('c', pubsub, head(n));
+    for (let i = 1; i <= 3; i++) await publish(i);
     await waitUntil(() => r.out.length === 3, { what: '3 messages' });
     const back = r.resubscribed();
     await down(r.sub);
-    for (let i = 4; i <= 6; i++) await history.publish('c', pubsub, head(i)); // nothing follows them
+    return { r, prefix, publish, back };
+  }
+
+  test('a tail published while the subscriber was down is found by the top check', async (t) => {
+    const { r, publish, back } = await deliveredThreeThenDown(t);
+    for (let i = 4; i <= 6; i++) await publish(i); // nothing follows them
     void r.sub.connect();
     await back;
     await waitUntil(() => r.out.length === 6, { what: 'the tail' });
@@ -131,20 +138,13 @@ describe('history repair on Redis', { timeout: 60_000 }, () => {
   });
 
   test('history lost while the subscriber was down: one lost event, then the new epoch', async (t) => {
-    const prefix = uniquePrefix();
-    const history = new RedisHistory(redis.client(), { prefix, size: 1000, ttlS: 300, publishCommand: 'PUBLISH' });
-    const pubsub = `${prefix}{c}`;
-    const r = await receiver(t, history, pubsub);
-    for (let i = 1; i <= 3; i++) await history.publish('c', pubsub, head(i));
-    await waitUntil(() => r.out.length === 3, { what: '3 messages' });
-    const back = r.resubscribed();
-    await down(r.sub);
-    await history.publish('c', pubsub, head(4));
+    const { r, prefix, publish, back } = await deliveredThreeThenDown(t);
+    await publish(4);
     await redis.client().del(`${prefix}{c}:meta`, `${prefix}{c}:stream`); // as a restart without persistence would
-    await history.publish('c', pubsub, head(5));
+    await publish(5);
     void r.sub.connect();
     await back;
-    await history.publish('c', pubsub, head(6));
+    await publish(6);
     await waitUntil(() => r.out.length === 5, { what: 'the lost event and the next message' });
     // 4 went with the old epoch; 5 is offset 1 of the new one, which the top check reports as lost
     // up to (the client reloads its state); 6 follows live.
