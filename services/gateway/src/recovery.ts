@@ -95,17 +95,20 @@ export class ChannelRecovery {
     const top: Position = { offset: read.top, epoch: read.epoch };
     const after = walk(top, this.live);
     if (after.jumped) return { outcome: Recovery.Interrupted, position: after.position, messages: after.tail };
-    const outcome = this.decide(read);
-    if (outcome !== Recovery.Recovered) return { outcome, position: top, messages: after.tail };
-    return { outcome, position: top, messages: [...this.replay(read), ...after.tail] };
+    const { outcome, replay } = this.decide(read);
+    return { outcome, position: top, messages: outcome === Recovery.Recovered ? [...replay, ...after.tail] : after.tail };
   }
 
-  private decide(read: HistoryRead): RecoveryOutcome {
+  /** The outcome, and on success the replay: offsets since+1 .. top. */
+  private decide(read: HistoryRead): { outcome: RecoveryOutcome; replay: PositionedMessage[] } {
     const { since, limits } = this;
-    if (since.epoch !== read.epoch) return Recovery.EpochMismatch;
-    if (since.offset > read.top) return Recovery.BeyondTop;
-    if (read.top - since.offset > limits.maxMessages) return Recovery.TooMany;
-    return this.fill(read).includes(undefined) ? Recovery.Missing : Recovery.Recovered;
+    const fail = (outcome: RecoveryOutcome): { outcome: RecoveryOutcome; replay: PositionedMessage[] } => ({ outcome, replay: [] });
+    if (since.epoch !== read.epoch) return fail(Recovery.EpochMismatch);
+    if (since.offset > read.top) return fail(Recovery.BeyondTop);
+    if (read.top - since.offset > limits.maxMessages) return fail(Recovery.TooMany);
+    const slots = this.fill(read);
+    if (slots.includes(undefined)) return fail(Recovery.Missing);
+    return { outcome: Recovery.Recovered, replay: slots as PositionedMessage[] };
   }
 
   /** Offsets since+1 .. top from the read, holes filled from the live buffer (a message trimmed during the read). */
@@ -121,10 +124,6 @@ export class ChannelRecovery {
       }
     }
     return slots;
-  }
-
-  private replay(read: HistoryRead): PositionedMessage[] {
-    return this.fill(read) as PositionedMessage[];
   }
 }
 
