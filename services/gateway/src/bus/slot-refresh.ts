@@ -24,7 +24,9 @@ export interface SlotRefreshCounts {
 
 export class SlotRefresh {
   readonly counts: SlotRefreshCounts = { asked: 0, run: 0, subscriptionsLost: 0 };
+  /** The cluster's own refreshSlotsCache (its prototype's, unless the instance had its own). */
   private readonly original: (callback?: Callback) => void;
+  private readonly hadOwn: boolean;
   private readonly schedule: RefreshSchedule;
   private readonly bound: ReconnectBound;
   private timer: NodeJS.Timeout | null = null;
@@ -38,7 +40,8 @@ export class SlotRefresh {
     bound = new ReconnectBound(),
   ) {
     this.bound = bound;
-    this.original = cluster.refreshSlotsCache.bind(cluster);
+    this.hadOwn = Object.prototype.hasOwnProperty.call(cluster, 'refreshSlotsCache');
+    this.original = cluster.refreshSlotsCache;
     this.schedule = new RefreshSchedule(() => this.refresh());
     cluster.refreshSlotsCache = (callback?: Callback) => this.refresh(callback);
     cluster.on('nodeError', this.onNodeError);
@@ -58,7 +61,8 @@ export class SlotRefresh {
     this.schedule.settle();
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    this.cluster.refreshSlotsCache = this.original;
+    if (this.hadOwn) this.cluster.refreshSlotsCache = this.original;
+    else delete (this.cluster as { refreshSlotsCache?: unknown }).refreshSlotsCache;
     this.cluster.off('nodeError', this.onNodeError);
     this.cluster.off('error', this.onError);
     this.cluster.off('subscribersReady', this.onSubscribersReady);
@@ -89,7 +93,7 @@ export class SlotRefresh {
     this.failedSince = false;
     const waiting = this.waiting;
     this.waiting = [];
-    this.original((err) => {
+    this.original.call(this.cluster, (err) => {
       for (const cb of waiting) cb(err);
     });
   }
