@@ -64,8 +64,9 @@ describe('Redis Cluster kit', { timeout: 120_000 }, () => {
 });
 
 describe('Redis Cluster kit stop', { timeout: 120_000 }, () => {
-  test('stop() kills every node by PID and removes its dir, also when called twice', async () => {
+  test('stop() kills every node by PID and removes its dir, also when called twice', async (t) => {
     const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0, appendonly: true });
+    t.after(() => cluster.stop()); // stopped even if an assertion below fails
     const pids = cluster.nodes.map((n) => n.pid!);
     const dirs = cluster.nodes.map((n) => n.dir);
     assert.equal(cluster.nodes.length, 3);
