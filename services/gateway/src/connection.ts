@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Grant } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import type { Client } from './client.js';
-import { CloseCode, CloseReason, ErrorCode, PolicyCloseReason, Refusal, type Refused } from './codes.js';
+import { Disconnect, ErrorCode, Refusal, type Refused } from './codes.js';
 import type { Hub } from './hub.js';
 import {
   type Command,
@@ -52,9 +52,8 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
     ctx.stats.rateLimited++;
     if (verdict === Verdict.Refused) {
       sendError(ctx, client, ErrorCode.RateLimited, `over ${ctx.rateLimitPerSec} frames/s; frames are being ignored`);
-    } else if (verdict === Verdict.Abuse && !client.isClosing) {
-      ctx.stats.policyCloses[PolicyCloseReason.RateLimited]++;
-      ctx.hub.disconnect(client, CloseCode.PolicyViolation, CloseReason.RateLimited);
+    } else if (verdict === Verdict.Abuse) {
+      ctx.hub.disconnect(client, Disconnect.RateLimited);
     }
     return false;
   };
@@ -68,15 +67,13 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
     }
     expiry = setTimeout(() => {
       expiry = null;
-      if (client.isClosing) return;
-      ctx.stats.policyCloses[PolicyCloseReason.TokenExpired]++;
-      ctx.hub.disconnect(client, CloseCode.TokenExpired, CloseReason.TokenExpired);
+      ctx.hub.disconnect(client, Disconnect.TokenExpired);
     }, Math.max(0, left));
   };
   if (Number.isFinite(grant.expiresAt)) armExpiry();
 
   ws.on('message', (data: Buffer, isBinary: boolean) => {
-    client.alive = true;
+    client.markAlive();
     if (!admit()) return;
     if (isBinary) {
       sendError(ctx, client, ErrorCode.BinaryNotSupported, 'send JSON text frames');
@@ -87,16 +84,16 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
     } catch (err) {
       // A bug, not bad input (that gets an error frame): close this client, keep serving the rest.
       ctx.log.error({ client: client.id, err }, 'command handler failed');
-      ctx.hub.evictForError(client);
+      ctx.hub.disconnect(client, Disconnect.InternalError);
     }
   });
   ws.on('pong', () => {
-    client.alive = true;
+    client.markAlive();
     // Unsolicited pongs cost a token too, so a pong flood meets the same limit and 1008.
     admit();
   });
   ws.on('ping', (data: Buffer) => {
-    client.alive = true;
+    client.markAlive();
     if (admit()) client.pong(data);
   });
   ws.on('error', (err: Error & { code?: string }) => {
@@ -137,7 +134,7 @@ function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, tex
 
 function subscribe(ctx: ConnectionContext, client: Client, command: Command): void {
   const { id } = command;
-  if (id !== undefined && client.pending >= MAX_PENDING_PER_CLIENT) {
+  if (id !== undefined && client.pendingCommands >= MAX_PENDING_PER_CLIENT) {
     sendRefusal(ctx, client, { refusal: Refusal.TooManyPending }, id);
     return;
   }
@@ -148,14 +145,14 @@ function subscribe(ctx: ConnectionContext, client: Client, command: Command): vo
   }
   if (id === undefined) return;
   // The ack means "messages on this channel now reach you", so it waits for the bus.
-  client.pending++;
+  client.commandStarted();
   ctx.hub.whenLive(command.channel).then(
     () => {
-      client.pending--;
+      client.commandSettled();
       client.reply(encodeAck(id));
     },
     () => {
-      client.pending--;
+      client.commandSettled();
     },
   );
 }
@@ -167,15 +164,15 @@ function publish(
   body: PublishBody | ProtocolError,
   id: RequestId | undefined,
 ): void {
-  const result = ctx.wsPublishes.publish(grant, body, client.pending >= MAX_PENDING_PER_CLIENT);
+  const result = ctx.wsPublishes.publish(grant, body, client.pendingCommands >= MAX_PENDING_PER_CLIENT);
   if (!isPending(result)) {
     sendRefusal(ctx, client, result, id);
     return;
   }
-  client.pending++;
+  client.commandStarted();
   // The one closure per publish: it carries the client and the request id to the reply.
   result.then((refused) => {
-    client.pending--;
+    client.commandSettled();
     if (refused !== null) sendRefusal(ctx, client, refused, id);
     else if (id !== undefined) client.reply(encodeAck(id));
   });
