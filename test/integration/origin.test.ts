@@ -158,7 +158,7 @@ describe('origin rule, ALLOWED_ORIGINS listing an origin', { timeout: 60_000 }, 
 describe('origin rule, ALLOWED_ORIGINS=*', { timeout: 60_000 }, () => {
   let r: Running | undefined;
   before(async () => {
-    r = await start({ allowedOrigins: ['*'] });
+    r = await start({}, { ALLOWED_ORIGINS: '*' });
   });
   after(() => stop(r));
 

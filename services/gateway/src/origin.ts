@@ -6,11 +6,10 @@
 // - the gateway's own origin (scheme-less host:port equal to Host): allowed;
 // - any other origin only when ALLOWED_ORIGINS lists it, or holds `*` (explicitly every origin).
 // Tokens, not origins, are the access control; this stops pages riding their visitors' browsers.
+import { ANY_ORIGIN } from './config.js';
 
-/** ALLOWED_ORIGINS as config.ts parses it: normalised origins, `*` for all, undefined when unset (same origin only). */
+/** ALLOWED_ORIGINS as config.ts parses it: normalised origins, [ANY_ORIGIN] for `*`, undefined when unset (same origin only). */
 export type AllowedOrigins = readonly string[] | undefined;
-
-export const ANY_ORIGIN = '*';
 
 export function originAllowed(allowed: AllowedOrigins, origin: string | undefined, host: string | undefined): boolean {
   if (origin === undefined) return true;
