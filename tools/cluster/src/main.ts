@@ -1,43 +1,52 @@
 // `npm run cluster`: the docker-compose topology on this machine, without Docker.
-//   npm run cluster                 3 gateways on 127.0.0.2-4
-//   npm run cluster -- --gateways 5
+//   npm run cluster                       3 gateways on 127.0.0.2-4
+//   npm run cluster -- --gateways=5 --port 0
+//   ALLOWED_ORIGINS=https://example.com npm run cluster
+// Every child's output is printed here, each line prefixed with its name ([gw1], [redis] ...).
+import { CONFIG_VARIABLES } from '../../../services/gateway/src/config.js';
 import { startCluster } from './cluster.js';
+import { USAGE, gatewaySettings, parseClusterArgs } from './options.js';
 
-function gatewayCount(argv: readonly string[]): number {
-  const at = argv.indexOf('--gateways');
-  if (at < 0) return 3;
-  const n = Number(argv[at + 1]);
-  if (!Number.isInteger(n) || n < 1 || n > 32) {
-    process.stderr.write('cluster: --gateways must be an integer from 1 to 32\n');
-    process.exit(2);
-  }
-  return n;
+const parsed = parseClusterArgs(process.argv.slice(2));
+if (parsed.kind === 'help') {
+  process.stdout.write(`${parsed.text}\n`);
+  process.exit(0);
 }
-
-const hosts = Array.from({ length: gatewayCount(process.argv.slice(2)) }, (_, i) => `127.0.0.${i + 2}`);
+if (parsed.kind === 'error') {
+  process.stderr.write(`cluster: ${parsed.message}\n${USAGE}\n`);
+  process.exit(2);
+}
+const { args } = parsed;
+const { settings, ignored } = gatewaySettings(process.env, CONFIG_VARIABLES);
+const hosts = Array.from({ length: args.gateways }, (_, i) => `127.0.0.${i + 2}`);
+const passed = Object.keys(settings);
 process.stdout.write(`cluster: starting Redis, ${hosts.length} gateways, HAProxy and Prometheus...\n`);
+if (passed.length > 0) process.stdout.write(`cluster: gateway settings from the environment: ${passed.join(', ')}\n`);
+if (ignored.length > 0) process.stdout.write(`cluster: ignoring ${ignored.join(', ')} from the environment: the cluster sets them (see --help)\n`);
 try {
   const cluster = await startCluster({
     gatewayHosts: hosts,
-    gatewayPort: 8080,
-    lbPort: 8080,
-    statsPort: 8404,
-    prometheusPort: 9090,
-    redisPort: 6390,
+    gatewayPort: args.gatewayPort,
+    lbPort: args.lbPort,
+    statsPort: args.statsPort,
+    prometheusPort: args.prometheusPort,
+    redisPort: args.redisPort,
+    gatewayEnv: settings,
+    onLog: (name, line) => process.stdout.write(`[${name}] ${line}\n`),
   });
   const ws = cluster.lb.replace('http://', 'ws://');
   process.stdout.write(
     [
       '',
-      `  WebSocket      ${ws}/ws?channels=news`,
+      `  WebSocket      ${ws}/ws?channels=news   (npm run listen -- --url ${ws} news)`,
       `  Publish        curl -XPOST ${cluster.lb}/publish -d '{"channel":"news","data":"hi"}'`,
       `  HAProxy stats  ${cluster.stats}/stats`,
       `  Prometheus     ${cluster.prometheus}  (alerts: ${cluster.prometheus}/alerts)`,
-      `  Gateways       ${cluster.gateways.map((g) => g.url).join('  ')}`,
+      `  Gateways       ${cluster.gateways.map((g) => `${g.proc.name} ${g.url}`).join('  ')}`,
       `  Redis          ${cluster.redisUrl}`,
       '',
       '  Grafana runs with docker compose only; the dashboard queries work in Prometheus as they are.',
-      '  Ctrl-C stops everything.',
+      '  Logs follow, each line prefixed with its process. Ctrl-C stops everything.',
       '',
     ].join('\n'),
   );

@@ -10,7 +10,7 @@
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
-import { startRedis } from '../../../test/helpers/redis.js';
+import { startRedis } from '../../kit/src/redis.js';
 import { buildRows, formatTable } from './report.js';
 import { type Measurement, runScenario, type ScenarioId, type ScenarioResult, type Sizes } from './scenarios.js';
 import { TARGETS, type TargetName } from './targets.js';
