@@ -1,7 +1,6 @@
 // Child processes for tools and tests: started in their own process group, read as lines,
 // stopped by PID within a bound.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface Proc {
@@ -57,10 +56,14 @@ export function startProc(name: string, command: string, args: readonly string[]
   });
   live.add(child);
   child.once('exit', () => live.delete(child));
-  const exited = once(child, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
-  // spawn errors (ENOENT) arrive as 'error' and then no 'exit'.
-  const failed = once(child, 'error').then(([err]) => `spawn failed: ${(err as Error).message}`);
-  const ended = Promise.race([exited, failed]);
+  // A spawn error (ENOENT) arrives as 'error' and then no 'exit' (and events.once('exit') would reject on it).
+  const ended = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve((code ?? signal) as number | string));
+    // Later errors (a failed kill) leave the process running: not an end.
+    child.on('error', (err) => {
+      if (child.pid === undefined) resolve(`spawn failed: ${err.message}`);
+    });
+  });
   void ended.then(() => live.delete(child));
 
   const lines: string[] = [];
