@@ -22,7 +22,7 @@ const hosts = Array.from({ length: args.gateways }, (_, i) => `127.0.0.${i + 2}`
 const passed = Object.keys(settings);
 process.stdout.write(`cluster: starting Redis, ${hosts.length} gateways, HAProxy and Prometheus...\n`);
 if (passed.length > 0) process.stdout.write(`cluster: gateway settings from the environment: ${passed.join(', ')}\n`);
-if (ignored.length > 0) process.stdout.write(`cluster: ignoring ${ignored.join(', ')} from the environment: the cluster sets them (see --help)\n`);
+if (ignored.length > 0) process.stdout.write(`cluster: ignoring ${ignored.join(', ')} from the environment: the cluster sets these itself (see --help)\n`);
 try {
   const cluster = await startCluster({
     gatewayHosts: hosts,

@@ -32,11 +32,16 @@ export type ParsedArgs =
   | { readonly kind: 'error'; readonly message: string };
 
 export function helpText(): string {
-  const lines = [USAGE, '', `  --gateways N         gateways on 127.0.0.2, .3, ... (1 to ${MAX_GATEWAYS}, default 3)`];
+  const row = (flag: string, text: string): string => `  ${flag.padEnd(22)}${text}`;
+  const lines = [USAGE, '', row('--gateways N', `gateways on 127.0.0.2, .3, ... (1 to ${MAX_GATEWAYS}, default 3)`)];
   for (const [flag, { fallback, what }] of Object.entries(PORT_FLAGS)) {
-    lines.push(`  --${`${flag} P`.padEnd(19)} ${what} (default ${fallback}; 0 picks a free port)`);
+    lines.push(row(`--${flag} P`, `${what} (default ${fallback}; 0 picks a free port)`));
   }
-  lines.push('', 'Gateway settings in the environment (ALLOWED_ORIGINS=... npm run cluster) reach every gateway.');
+  lines.push(
+    '',
+    `Gateway settings in the environment (ALLOWED_ORIGINS=... npm run cluster) reach every gateway, except ${CLUSTER_SET.join(', ')}:`,
+    'the cluster sets those itself.',
+  );
   return lines.join('\n');
 }
 
