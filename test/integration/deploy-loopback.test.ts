@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type Cluster, startCluster } from '../../tools/cluster/src/cluster.js';
-import { CloseCode, CloseReason } from '../../services/gateway/src/codes.js';
+import { CloseCode, Disconnect } from '../../services/gateway/src/codes.js';
 import { TestClient } from '../helpers/client.js';
 import { alertRules, dashboardQueries, expandGrafana } from '../helpers/dashboard.js';
 import { parseMetrics } from '../helpers/gateway.js';
@@ -150,7 +150,7 @@ describe('cluster on loopback: HAProxy + 3 gateways + Prometheus', { timeout: 12
     assert.equal(closed.length, onVictim);
     for (const c of closed) {
       assert.equal(c.code, CloseCode.GoingAway);
-      assert.equal(c.reason, CloseReason.GoingAway);
+      assert.equal(c.reason, Disconnect.Shutdown.reason);
     }
 
     // They reconnect through the load balancer, which sends them to the two survivors.

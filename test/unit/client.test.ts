@@ -1,14 +1,14 @@
 // Client: one write per turn while the socket keeps up, a bounded queue while it does not,
 // overflow policies, slow-consumer eviction, and close accounting. The socket is a Writable whose write
-// callbacks the test holds, so "the peer is not reading" is exact and nothing depends on timing.
+// callbacks the test holds, so "the peer is not reading" is exact; timers are mocked, so nothing
+// depends on timing.
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type WebSocket from 'ws';
-import { Client, type ClientLimits } from '../../services/gateway/src/client.js';
-import type { EvictReason } from '../../services/gateway/src/codes.js';
+import { Client, type ClientLimits, type ClientOwner } from '../../services/gateway/src/client.js';
+import { CloseCode, Disconnect } from '../../services/gateway/src/codes.js';
+import { FlushScheduler } from '../../services/gateway/src/flush.js';
 import { Stats } from '../../services/gateway/src/stats.js';
 
 const HIGH_WATER_MARK = 1024;
@@ -45,7 +45,7 @@ class FakeWs {
   readyState = 1; // OPEN
   readonly closes: [number, string][] = [];
   terminations = 0;
-  private onTerminate: (() => void) | null = null;
+  pings = 0;
 
   close(code: number, reason: string): void {
     this.closes.push([code, reason]);
@@ -55,47 +55,47 @@ class FakeWs {
   terminate(): void {
     this.terminations++;
     this.readyState = 3; // CLOSED
-    this.onTerminate?.();
   }
 
-  /** Resolves at the next terminate(). */
-  terminated(): Promise<void> {
-    return new Promise((resolve) => {
-      this.onTerminate = resolve;
-    });
+  ping(): void {
+    this.pings++;
   }
 }
 
-class FakeOwner {
-  readonly evictions: [Client, EvictReason][] = [];
+/** A close of the tests' own, so what reaches ws is told apart from every real entry. */
+const BYE: Disconnect = { code: CloseCode.Normal, reason: 'bye', counts: null };
+
+/** Records what the client asks; flushes through the real scheduler, whose turn ends when the test says. */
+class FakeOwner implements ClientOwner {
+  readonly disconnects: [Client, Disconnect][] = [];
+  private turnEnd: (() => void) | null = null;
+  private readonly flusher = new FlushScheduler<Client>(
+    (_client, err) => {
+      throw err;
+    },
+    (run) => {
+      this.turnEnd = run;
+    },
+  );
+
   /** Clients that asked to be flushed at the end of this turn. */
-  scheduled: Client[] = [];
-  private onEvict: (() => void) | null = null;
+  get scheduled(): number {
+    return this.flusher.size;
+  }
 
   scheduleFlush(client: Client): void {
-    this.scheduled.push(client);
+    this.flusher.schedule(client);
   }
 
   /** Ends the turn as the hub does: each scheduled client flushed once. */
   endTurn(): void {
-    const batch = this.scheduled;
-    this.scheduled = [];
-    for (const client of batch) {
-      client.scheduled = false;
-      client.flush();
-    }
+    const run = this.turnEnd;
+    this.turnEnd = null;
+    run?.();
   }
 
-  evict(client: Client, reason: EvictReason): void {
-    this.evictions.push([client, reason]);
-    this.onEvict?.();
-  }
-
-  /** Resolves at the next evict(). */
-  evicted(): Promise<void> {
-    return new Promise((resolve) => {
-      this.onEvict = resolve;
-    });
+  disconnect(client: Client, disconnect: Disconnect): void {
+    this.disconnects.push([client, disconnect]);
   }
 }
 
@@ -115,7 +115,7 @@ function setup(limits: Partial<ClientLimits> = {}): Harness {
   const client = new Client(
     1,
     ws as unknown as WebSocket,
-    socket.stream as unknown as Socket,
+    socket.stream,
     {
       queueMaxMessages: 4,
       queueMaxBytes: 1_000_000,
@@ -150,7 +150,7 @@ describe('Client delivery', () => {
     const h = setup({ queueMaxMessages: 10 });
     for (let i = 1; i <= 5; i++) h.client.deliver(frame(i));
     assert.equal(h.socket.written.length, 0, 'nothing written during the turn');
-    assert.equal(h.owner.scheduled.length, 1, 'scheduled once, not once per frame');
+    assert.equal(h.owner.scheduled, 1, 'scheduled once, not once per frame');
     assert.equal(h.stats.queuedFrames, 5);
     h.owner.endTurn();
     assert.equal(h.socket.needDrain, false);
@@ -241,7 +241,7 @@ describe('Client delivery', () => {
       const client = new Client(
         1,
         new FakeWs() as unknown as WebSocket,
-        stream as unknown as Socket,
+        stream,
         { queueMaxMessages: 8, queueMaxBytes: 1_000_000, overflowPolicy, slowClientEvictMs: 60_000, closeTimeoutMs: 60_000 },
         stats,
         owner,
@@ -249,7 +249,7 @@ describe('Client delivery', () => {
       for (let i = 0; i < 100; i++) client.deliver(frame(i, 300));
       owner.endTurn();
       assert.equal(stats.dropped.queue_full + stats.dropped.evicted, 0, overflowPolicy);
-      assert.equal(owner.evictions.length, 0, overflowPolicy);
+      assert.equal(owner.disconnects.length, 0, overflowPolicy);
       assert.equal(stats.deliveries, 100);
       assert.deepEqual(tags(written), Array.from({ length: 100 }, (_, i) => i));
       client.dispose();
@@ -304,7 +304,7 @@ describe('Client write coalescing', () => {
         callback();
       },
     });
-    const client = new Client(2, h.ws as unknown as WebSocket, stream as unknown as Socket, {
+    const client = new Client(2, h.ws as unknown as WebSocket, stream, {
       queueMaxMessages: 64, queueMaxBytes: 1_000_000, overflowPolicy: 'drop-oldest', slowClientEvictMs: 60_000, closeTimeoutMs: 60_000,
     }, h.stats, h.owner);
     for (let i = 1; i <= 10; i++) client.deliver(frame(i));
@@ -335,7 +335,7 @@ describe('Client write coalescing', () => {
     const h = setup();
     backUp(h);
     h.client.deliver(frame(1));
-    assert.equal(h.owner.scheduled.length, 0);
+    assert.equal(h.owner.scheduled, 0);
     h.socket.releaseAll();
     assert.deepEqual(tags(h.socket.written), [0xff, 1]);
     h.client.dispose();
@@ -345,7 +345,7 @@ describe('Client write coalescing', () => {
     const h = setup();
     h.client.deliver(frame(1));
     h.client.deliver(frame(2));
-    h.client.close(1000, 'bye');
+    h.client.close(BYE);
     h.owner.endTurn(); // the scheduled flush finds the client closing and writes nothing more
     h.socket.releaseAll();
     assert.deepEqual(tags(h.socket.written), [1, 2]);
@@ -359,7 +359,7 @@ describe('Client write coalescing', () => {
     const h = setup();
     backUp(h);
     h.client.deliver(frame(1));
-    h.client.close(1000, 'bye');
+    h.client.close(BYE);
     h.owner.endTurn();
     h.socket.releaseAll();
     assert.deepEqual(tags(h.socket.written), [0xff]);
@@ -381,7 +381,7 @@ describe('Client overflow policies', () => {
     assert.equal(h.stats.queuedFrames, 2);
     assert.equal(h.stats.queuedBytes, 200);
     assert.equal(h.stats.slowClients, 1);
-    assert.equal(h.owner.evictions.length, 0);
+    assert.equal(h.owner.disconnects.length, 0);
     h.socket.releaseAll();
     assert.deepEqual(tags(h.socket.written), [0xff, 1, 2]);
     assert.equal(h.stats.slowClients, 0, 'caught up');
@@ -430,16 +430,16 @@ describe('Client overflow policies', () => {
     h.client.dispose();
   });
 
-  test('evict asks the owner to evict with queue_overflow and counts the frame', { timeout: 5000 }, () => {
+  test('evict asks the owner to disconnect with QueueOverflow and counts the frame', { timeout: 5000 }, () => {
     const h = setup({ overflowPolicy: 'evict', queueMaxMessages: 2 });
     backUp(h);
     h.client.deliver(frame(1));
     h.client.deliver(frame(2));
-    assert.equal(h.owner.evictions.length, 0);
+    assert.equal(h.owner.disconnects.length, 0);
     h.client.deliver(frame(3));
-    assert.equal(h.owner.evictions.length, 1);
-    assert.strictEqual(h.owner.evictions[0]![0], h.client);
-    assert.equal(h.owner.evictions[0]![1], 'queue_overflow');
+    assert.equal(h.owner.disconnects.length, 1);
+    assert.strictEqual(h.owner.disconnects[0]![0], h.client);
+    assert.equal(h.owner.disconnects[0]![1], Disconnect.QueueOverflow);
     assert.equal(h.stats.dropped.evicted, 1);
     assert.equal(h.stats.dropped.queue_full, 0);
     assert.equal(h.stats.slowClients, 0, 'no slow-consumer grace under evict');
@@ -482,7 +482,8 @@ describe('Client pong', () => {
 });
 
 describe('Client slow-consumer eviction', () => {
-  test('a frame too big for any queue, dropped while the queue is empty, is forgiven at the next drain', { timeout: 5000 }, async () => {
+  test('a frame too big for any queue, dropped while the queue is empty, is forgiven at the next drain', { timeout: 5000 }, (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const h = setup({ overflowPolicy: 'drop-oldest', queueMaxBytes: 500, slowClientEvictMs: 50 });
     backUp(h);
     h.client.deliver(frame(1, 501)); // dropped; the queue stays empty, but the client is behind
@@ -491,32 +492,33 @@ describe('Client slow-consumer eviction', () => {
     assert.equal(h.stats.slowClients, 1);
     h.socket.releaseAll(); // the socket drains with nothing queued: caught up
     assert.equal(h.stats.slowClients, 0);
-    await sleep(100);
-    assert.equal(h.owner.evictions.length, 0, 'a client that caught up is not evicted');
+    t.mock.timers.tick(100);
+    assert.equal(h.owner.disconnects.length, 0, 'a client that caught up is not evicted');
     h.client.dispose();
   });
 
-  test('a client that stays behind is evicted after slowClientEvictMs', { timeout: 5000 }, async () => {
+  test('a client that stays behind is evicted after slowClientEvictMs', { timeout: 5000 }, (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const h = setup({ overflowPolicy: 'drop-newest', queueMaxMessages: 1, slowClientEvictMs: 50 });
     backUp(h);
     h.client.deliver(frame(1));
-    const started = performance.now();
-    const evicted = h.owner.evicted();
     h.client.deliver(frame(2)); // overflows: the timer starts
     assert.equal(h.stats.slowClients, 1);
-    h.client.deliver(frame(3)); // still behind: no second timer
+    t.mock.timers.tick(30);
+    h.client.deliver(frame(3)); // still behind: no second timer, and the first keeps its deadline
     assert.equal(h.stats.slowClients, 1);
-    await evicted;
-    const elapsed = performance.now() - started;
-    assert.ok(elapsed >= 45, `evicted after ${elapsed.toFixed(1)} ms, not before 50`);
-    assert.equal(h.owner.evictions.length, 1);
-    assert.strictEqual(h.owner.evictions[0]![0], h.client);
-    assert.equal(h.owner.evictions[0]![1], 'slow_consumer');
+    t.mock.timers.tick(19);
+    assert.equal(h.owner.disconnects.length, 0, 'not before 50 ms');
+    t.mock.timers.tick(1);
+    assert.equal(h.owner.disconnects.length, 1);
+    assert.strictEqual(h.owner.disconnects[0]![0], h.client);
+    assert.equal(h.owner.disconnects[0]![1], Disconnect.SlowConsumer);
     assert.equal(h.stats.slowClients, 0);
     h.client.dispose();
   });
 
-  test('a client that catches up before the deadline is not evicted', { timeout: 5000 }, async () => {
+  test('a client that catches up before the deadline is not evicted', { timeout: 5000 }, (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const h = setup({ overflowPolicy: 'drop-oldest', queueMaxMessages: 2, slowClientEvictMs: 50 });
     backUp(h);
     for (let i = 1; i <= 4; i++) h.client.deliver(frame(i));
@@ -524,8 +526,8 @@ describe('Client slow-consumer eviction', () => {
     h.socket.releaseAll(); // drain empties the queue
     assert.equal(h.client.queuedFrames, 0);
     assert.equal(h.stats.slowClients, 0);
-    await sleep(120); // well past the deadline
-    assert.equal(h.owner.evictions.length, 0);
+    t.mock.timers.tick(120); // well past the deadline
+    assert.equal(h.owner.disconnects.length, 0);
     assert.equal(h.stats.slowClients, 0);
     h.client.dispose();
   });
@@ -545,13 +547,12 @@ describe('Client slow-consumer eviction', () => {
 });
 
 describe('Client eviction and close', () => {
-  test("evict('slow_consumer') closes with 1013, discards the queue, terminates after closeTimeoutMs", { timeout: 5000 }, async () => {
+  test('closing with SlowConsumer sends 1013, discards the queue as evicted, terminates after closeTimeoutMs', { timeout: 5000 }, (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const h = setup({ closeTimeoutMs: 30 });
     backUp(h);
     for (let i = 1; i <= 3; i++) h.client.deliver(frame(i));
-    const terminated = h.ws.terminated();
-    const started = performance.now();
-    h.client.evict('slow_consumer');
+    h.client.close(Disconnect.SlowConsumer);
     assert.deepEqual(h.ws.closes, [[1013, 'slow consumer']]);
     assert.equal(h.ws.terminations, 0, 'not at once: the peer gets closeTimeoutMs');
     assert.equal(h.client.isClosing, true);
@@ -560,8 +561,9 @@ describe('Client eviction and close', () => {
     assert.equal(h.client.queuedFrames, 0);
     assert.equal(h.stats.queuedFrames, 0);
     assert.equal(h.stats.queuedBytes, 0);
-    await terminated;
-    assert.ok(performance.now() - started >= 25);
+    t.mock.timers.tick(29);
+    assert.equal(h.ws.terminations, 0, 'not before closeTimeoutMs');
+    t.mock.timers.tick(1);
     assert.equal(h.ws.terminations, 1);
     // The queue was discarded: a drain writes nothing more.
     h.socket.releaseAll();
@@ -570,27 +572,28 @@ describe('Client eviction and close', () => {
     assert.equal(h.stats.dropped.disconnected, 0, 'nothing left to count at dispose');
   });
 
-  test("evict('queue_overflow') also closes with 1013", { timeout: 5000 }, () => {
+  test('QueueOverflow also closes with 1013', { timeout: 5000 }, () => {
     const h = setup();
-    h.client.evict('queue_overflow');
+    h.client.close(Disconnect.QueueOverflow);
     assert.deepEqual(h.ws.closes, [[1013, 'slow consumer']]);
     h.client.dispose();
   });
 
-  test('dispose before closeTimeoutMs cancels the terminate', { timeout: 5000 }, async () => {
+  test('dispose before closeTimeoutMs cancels the terminate', { timeout: 5000 }, (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const h = setup({ closeTimeoutMs: 20 });
-    h.client.evict('slow_consumer');
+    h.client.close(Disconnect.SlowConsumer);
     h.client.dispose(); // the peer completed the close
-    await sleep(60);
+    t.mock.timers.tick(60);
     assert.equal(h.ws.terminations, 0);
   });
 
-  test("evict('heartbeat_timeout') terminates at once", { timeout: 5000 }, () => {
+  test('HeartbeatTimeout terminates at once', { timeout: 5000 }, () => {
     const h = setup();
     backUp(h);
     h.client.deliver(frame(1));
     h.client.deliver(frame(2));
-    h.client.evict('heartbeat_timeout');
+    h.client.close(Disconnect.HeartbeatTimeout);
     assert.equal(h.ws.terminations, 1);
     assert.deepEqual(h.ws.closes, [], 'no close handshake with a dead peer');
     assert.equal(h.stats.dropped.evicted, 2);
@@ -606,7 +609,7 @@ describe('Client eviction and close', () => {
     h.client.deliver(frame(1));
     h.client.deliver(frame(2));
     assert.equal(h.stats.slowClients, 1);
-    h.client.evict('slow_consumer');
+    h.client.close(Disconnect.SlowConsumer);
     assert.equal(h.stats.slowClients, 0);
     h.client.dispose();
   });
@@ -616,7 +619,7 @@ describe('Client eviction and close', () => {
     backUp(h);
     h.client.deliver(frame(1));
     h.client.deliver(frame(2));
-    h.client.close(1000, 'bye');
+    h.client.close(BYE);
     assert.deepEqual(h.ws.closes, [[1000, 'bye']]);
     assert.equal(h.stats.dropped.disconnected, 2);
     assert.equal(h.stats.queuedFrames, 0);
@@ -638,38 +641,39 @@ describe('Client eviction and close', () => {
 
   test('a second close() is a no-op', { timeout: 5000 }, () => {
     const h = setup();
-    h.client.close(1001, 'server shutting down');
-    h.client.close(1000, 'again');
+    h.client.close(Disconnect.Shutdown);
+    h.client.close(BYE);
     assert.deepEqual(h.ws.closes, [[1001, 'server shutting down']]);
     h.client.dispose();
   });
 
-  test('close() on a ws already closed sends nothing and arms no terminate', { timeout: 5000 }, async () => {
+  test('close() on a ws already closed sends nothing and arms no terminate', { timeout: 5000 }, (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const h = setup({ closeTimeoutMs: 10 });
     h.ws.readyState = 3;
-    h.client.close(1000, 'bye');
+    h.client.close(BYE);
     assert.deepEqual(h.ws.closes, []);
     assert.equal(h.client.isClosing, true);
-    await sleep(40);
+    t.mock.timers.tick(40);
     assert.equal(h.ws.terminations, 0);
     h.client.dispose();
   });
 
-  test('close() while the peer is closing sends no close frame but terminates after closeTimeoutMs', { timeout: 5000 }, async () => {
+  test('close() while the peer is closing sends no close frame but terminates after closeTimeoutMs', { timeout: 5000 }, (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const h = setup({ closeTimeoutMs: 20 });
     h.ws.readyState = 2; // the peer's close frame arrived; its handshake may never finish
-    const terminated = h.ws.terminated();
-    h.client.close(1001, 'server shutting down');
+    h.client.close(Disconnect.Shutdown);
     assert.deepEqual(h.ws.closes, [], 'a close frame was already exchanged');
     assert.equal(h.ws.terminations, 0);
-    await terminated;
+    t.mock.timers.tick(20);
     assert.equal(h.ws.terminations, 1);
     h.client.dispose();
   });
 
   test('deliver after close writes and queues nothing, counting a disconnected drop', { timeout: 5000 }, () => {
     const h = setup();
-    h.client.close(1000, 'bye');
+    h.client.close(BYE);
     assert.equal(h.stats.dropped.disconnected, 0, 'the queue was empty');
     h.ws.readyState = 1; // even if the ws still claimed to be open
     h.client.deliver(frame(1));
@@ -687,5 +691,60 @@ describe('Client eviction and close', () => {
     assert.equal(h.socket.stream.listenerCount('drain'), 1);
     h.client.dispose();
     assert.equal(h.socket.stream.listenerCount('drain'), 0);
+  });
+});
+
+describe('Client heartbeat', () => {
+  test('pings while the peer answers; false, with no ping, once it has sent nothing since the last', { timeout: 5000 }, () => {
+    const h = setup();
+    assert.equal(h.client.heartbeat(), true);
+    assert.equal(h.ws.pings, 1);
+    h.client.markAlive(); // a pong, a ping or a message
+    assert.equal(h.client.heartbeat(), true);
+    assert.equal(h.ws.pings, 2);
+    assert.equal(h.client.heartbeat(), false, 'nothing since the previous ping');
+    assert.equal(h.ws.pings, 2, 'a dead peer is not pinged again');
+    h.client.dispose();
+  });
+
+  test('a heartbeat keeps what is queued', { timeout: 5000 }, () => {
+    const h = setup();
+    backUp(h);
+    h.client.deliver(frame(1));
+    assert.equal(h.client.heartbeat(), true);
+    assert.equal(h.client.queuedFrames, 1, 'only an empty queue gives up its buffer');
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [0xff, 1]);
+    h.client.dispose();
+  });
+});
+
+describe('Client pending commands', () => {
+  test('counts commands started and settled', { timeout: 5000 }, () => {
+    const h = setup();
+    assert.equal(h.client.pendingCommands, 0);
+    h.client.commandStarted();
+    h.client.commandStarted();
+    assert.equal(h.client.pendingCommands, 2);
+    h.client.commandSettled();
+    assert.equal(h.client.pendingCommands, 1);
+    h.client.dispose();
+  });
+});
+
+describe('Client flush scheduling', () => {
+  test('scheduled once per turn, and again in the next turn once flushed', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 10 });
+    h.client.deliver(frame(1));
+    h.client.deliver(frame(2));
+    assert.equal(h.owner.scheduled, 1);
+    h.owner.endTurn();
+    assert.equal(h.owner.scheduled, 0);
+    h.client.deliver(frame(3));
+    assert.equal(h.owner.scheduled, 1, 'the flush cleared the mark');
+    h.owner.endTurn();
+    h.socket.releaseAll();
+    assert.deepEqual(tags(h.socket.written), [1, 2, 3]);
+    h.client.dispose();
   });
 });

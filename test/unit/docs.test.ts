@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CloseCode, DropReason, ErrorCode, EvictReason } from '../../services/gateway/src/codes.js';
+import { CloseCode, Disconnect, DropReason, ErrorCode, EvictReason } from '../../services/gateway/src/codes.js';
 import { CONFIG_VARIABLES, loadConfig } from '../../services/gateway/src/config.js';
 import { createMetrics } from '../../services/gateway/src/metrics.js';
 import { Stats } from '../../services/gateway/src/stats.js';
@@ -44,6 +44,19 @@ describe('README documents the registries', () => {
         .map(([name, code]) => [code, name])
         .sort(),
     );
+  });
+
+  test('close reasons: each row names the reasons of the Disconnect entries with its code, and only those', () => {
+    const documented = table('### Close codes').flatMap(([code, , when]) =>
+      [...when!.matchAll(/reason `([^`]+)`/gi)].map((m) => `${code} ${m[1]}`),
+    );
+    const sent = Object.values(Disconnect).flatMap((d) => (d.code === null ? [] : [`${d.code} ${d.reason}`]));
+    assert.deepEqual([...new Set(documented)].sort(), [...new Set(sent)].sort());
+    // Terminates send no close frame: the text under the table names each one's reason.
+    const section = README.slice(README.indexOf('### Close codes'), README.indexOf('### Error codes'));
+    for (const d of Object.values(Disconnect)) {
+      if (d.code === null) assert.ok(section.includes(`\`${d.reason}\``), `README names the terminate "${d.reason}"`);
+    }
   });
 
   test('error codes: README rows and ErrorCode values match', () => {

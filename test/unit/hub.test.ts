@@ -1,10 +1,10 @@
-// Hub: refcounted bus subscriptions, pins, frame-once broadcast, eviction, heartbeat and shutdown.
+// Hub: refcounted bus subscriptions, pins, frame-once broadcast, disconnects, heartbeat and shutdown,
+// against a fake HubClient.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Bus, BusListener } from '../../services/gateway/src/bus/bus.js';
-import type { Client } from '../../services/gateway/src/client.js';
-import type { EvictReason } from '../../services/gateway/src/codes.js';
-import { Hub, type HubOptions } from '../../services/gateway/src/hub.js';
+import { Disconnect } from '../../services/gateway/src/codes.js';
+import { Hub, type HubClient, type HubOptions } from '../../services/gateway/src/hub.js';
 import { Stats } from '../../services/gateway/src/stats.js';
 
 /** A Bus that records what the hub asks of it. */
@@ -32,67 +32,46 @@ class RecordingBus implements Bus {
   }
 }
 
-/** The Client members the hub uses, as a plain recording object. */
-interface FakeClient {
-  readonly channels: Set<string>;
-  readonly delivered: Buffer[];
-  readonly evictions: EvictReason[];
-  readonly closes: [number, string][];
-  disposed: number;
-  pings: number;
-  trims: number;
-  flushes: number;
-  scheduled: boolean;
-  isClosing: boolean;
-  alive: boolean;
-  readonly ws: { ping(): void; terminate(): void };
-  terminations: number;
-  readonly id: number;
-  deliver(frame: Buffer): void;
-  evict(reason: EvictReason): void;
-  close(code: number, reason: string): void;
-  dispose(): void;
-  trim(): void;
-  flush(): void;
-}
+/** A HubClient that records what the hub asks of it, with the real client's heartbeat rule. */
+class FakeClient implements HubClient {
+  readonly delivered: Buffer[] = [];
+  readonly closes: Disconnect[] = [];
+  disposed = 0;
+  pings = 0;
+  trims = 0;
+  flushes = 0;
+  isClosing = false;
+  /** Set by the test when the peer answers; cleared at each ping, as the real client does. */
+  alive = true;
+  readonly queuedFrames = 0;
+  /** Replaces flushScheduled() for a test of a faulty socket. */
+  fault: Error | null = null;
 
-function fakeClient(): FakeClient {
-  const client: FakeClient = {
-    channels: new Set(),
-    delivered: [],
-    evictions: [],
-    closes: [],
-    disposed: 0,
-    pings: 0,
-    trims: 0,
-    flushes: 0,
-    scheduled: false,
-    isClosing: false,
-    alive: true,
-    ws: { ping: () => client.pings++, terminate: () => client.terminations++ },
-    terminations: 0,
-    id: 0,
-    deliver: (frame) => client.delivered.push(frame),
-    // Like the real client: once evicted or closed, it is closing.
-    evict: (reason) => {
-      client.evictions.push(reason);
-      client.isClosing = true;
-    },
-    close: (code, reason) => {
-      client.closes.push([code, reason]);
-      client.isClosing = true;
-    },
-    dispose: () => client.disposed++,
-    trim: () => client.trims++,
-    flush: () => {
-      assert.equal(client.scheduled, false, 'the hub clears scheduled before flushing');
-      client.flushes++;
-    },
-  };
-  return client;
-}
+  constructor(readonly id: number) {}
 
-const asClient = (fake: FakeClient): Client => fake as unknown as Client;
+  deliver(frame: Buffer): void {
+    this.delivered.push(frame);
+  }
+  // Like the real client: once closed, it is closing.
+  close(disconnect: Disconnect): void {
+    this.closes.push(disconnect);
+    this.isClosing = true;
+  }
+  heartbeat(): boolean {
+    if (!this.alive) return false;
+    this.alive = false;
+    this.pings++;
+    this.trims++;
+    return true;
+  }
+  dispose(): void {
+    this.disposed++;
+  }
+  flushScheduled(): void {
+    if (this.fault !== null) throw this.fault;
+    this.flushes++;
+  }
+}
 
 function setup(options: Partial<HubOptions> = {}): { hub: Hub; bus: RecordingBus; stats: Stats } {
   const bus = new RecordingBus();
@@ -104,12 +83,15 @@ function setup(options: Partial<HubOptions> = {}): { hub: Hub; bus: RecordingBus
 function registered(hub: Hub, count: number): FakeClient[] {
   const fakes: FakeClient[] = [];
   for (let i = 0; i < count; i++) {
-    const fake = fakeClient();
-    hub.register(asClient(fake));
+    const fake = new FakeClient(i + 1);
+    hub.register(fake);
     fakes.push(fake);
   }
   return fakes;
 }
+
+/** The channels the hub holds for a client, sorted. */
+const channelsOf = (hub: Hub, client: HubClient): string[] => [...hub.channelsOf(client)].sort();
 
 /** Yields to pending promise callbacks, to check a promise has not settled yet. */
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -118,42 +100,49 @@ describe('Hub subscriptions', () => {
   test('refcounts bus subscriptions across three clients', { timeout: 5000 }, () => {
     const { hub, bus } = setup();
     const [a, b, c] = registered(hub, 3);
-    assert.equal(hub.subscribe(asClient(a!), 'news'), 'subscribed');
+    assert.equal(hub.subscribe(a!, 'news'), 'subscribed');
     assert.deepEqual(bus.calls, ['subscribe news'], 'first subscriber asks the bus');
-    assert.equal(hub.subscribe(asClient(b!), 'news'), 'subscribed');
-    assert.equal(hub.subscribe(asClient(c!), 'news'), 'subscribed');
+    assert.equal(hub.subscribe(b!, 'news'), 'subscribed');
+    assert.equal(hub.subscribe(c!, 'news'), 'subscribed');
     assert.deepEqual(bus.calls, ['subscribe news'], 'later subscribers do not');
     assert.equal(hub.subscriptionCount, 3);
     assert.equal(hub.channelCount, 1);
 
-    assert.equal(hub.unsubscribe(asClient(a!), 'news'), true);
-    assert.equal(hub.unsubscribe(asClient(b!), 'news'), true);
+    assert.equal(hub.unsubscribe(a!, 'news'), true);
+    assert.equal(hub.unsubscribe(b!, 'news'), true);
     assert.deepEqual(bus.calls, ['subscribe news'], 'still one subscriber left');
-    assert.equal(hub.unsubscribe(asClient(c!), 'news'), true);
+    assert.equal(hub.unsubscribe(c!, 'news'), true);
     assert.deepEqual(bus.calls, ['subscribe news', 'unsubscribe news'], 'last one out gives the channel back');
     assert.equal(hub.subscriptionCount, 0);
     assert.equal(hub.channelCount, 0);
 
     // A fresh first subscriber asks the bus again.
-    hub.subscribe(asClient(a!), 'news');
+    hub.subscribe(a!, 'news');
     assert.equal(bus.count('subscribe news'), 2);
   });
 
-  test('keeps client.channels in step', { timeout: 5000 }, () => {
+  test("keeps each client's channels in step", { timeout: 5000 }, () => {
     const { hub } = setup();
     const [a] = registered(hub, 1);
-    hub.subscribe(asClient(a!), 'x');
-    hub.subscribe(asClient(a!), 'y');
-    assert.deepEqual([...a!.channels].sort(), ['x', 'y']);
-    hub.unsubscribe(asClient(a!), 'x');
-    assert.deepEqual([...a!.channels], ['y']);
+    hub.subscribe(a!, 'x');
+    hub.subscribe(a!, 'y');
+    assert.deepEqual(channelsOf(hub, a!), ['x', 'y']);
+    hub.unsubscribe(a!, 'x');
+    assert.deepEqual(channelsOf(hub, a!), ['y']);
+  });
+
+  test('subscribing a client that is not registered is a bug, and changes nothing', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    assert.throws(() => hub.subscribe(new FakeClient(9), 'x'), /not registered/);
+    assert.deepEqual(bus.calls, []);
+    assert.equal(hub.subscriptionCount, 0);
   });
 
   test("subscribe returns 'already' without counting twice", { timeout: 5000 }, () => {
     const { hub, bus } = setup();
     const [a] = registered(hub, 1);
-    assert.equal(hub.subscribe(asClient(a!), 'x'), 'subscribed');
-    assert.equal(hub.subscribe(asClient(a!), 'x'), 'already');
+    assert.equal(hub.subscribe(a!, 'x'), 'subscribed');
+    assert.equal(hub.subscribe(a!, 'x'), 'already');
     assert.equal(hub.subscriptionCount, 1);
     assert.equal(bus.count('subscribe x'), 1);
   });
@@ -161,27 +150,27 @@ describe('Hub subscriptions', () => {
   test("subscribe returns 'limit' at maxChannelsPerClient and does not touch the bus", { timeout: 5000 }, () => {
     const { hub, bus } = setup({ maxChannelsPerClient: 2 });
     const [a, b] = registered(hub, 2);
-    assert.equal(hub.subscribe(asClient(a!), 'c1'), 'subscribed');
-    assert.equal(hub.subscribe(asClient(a!), 'c2'), 'subscribed');
-    assert.equal(hub.subscribe(asClient(a!), 'c3'), 'limit');
-    assert.equal(hub.subscribe(asClient(a!), 'c1'), 'already', "'already' is checked before the limit");
+    assert.equal(hub.subscribe(a!, 'c1'), 'subscribed');
+    assert.equal(hub.subscribe(a!, 'c2'), 'subscribed');
+    assert.equal(hub.subscribe(a!, 'c3'), 'limit');
+    assert.equal(hub.subscribe(a!, 'c1'), 'already', "'already' is checked before the limit");
     assert.equal(bus.count('subscribe c3'), 0);
-    assert.equal(a!.channels.has('c3'), false);
+    assert.equal(hub.channelsOf(a!).has('c3'), false);
     assert.equal(hub.subscriptionCount, 2);
     assert.equal(hub.channelCount, 2);
     // The limit is per client.
-    assert.equal(hub.subscribe(asClient(b!), 'c3'), 'subscribed');
+    assert.equal(hub.subscribe(b!, 'c3'), 'subscribed');
     // Leaving one channel makes room again.
-    hub.unsubscribe(asClient(a!), 'c1');
-    assert.equal(hub.subscribe(asClient(a!), 'c3'), 'subscribed');
+    hub.unsubscribe(a!, 'c1');
+    assert.equal(hub.subscribe(a!, 'c3'), 'subscribed');
   });
 
   test('unsubscribe from a channel not held returns false and changes nothing', { timeout: 5000 }, () => {
     const { hub, bus } = setup();
     const [a, b] = registered(hub, 2);
-    hub.subscribe(asClient(b!), 'x');
-    assert.equal(hub.unsubscribe(asClient(a!), 'x'), false);
-    assert.equal(hub.unsubscribe(asClient(a!), 'nowhere'), false);
+    hub.subscribe(b!, 'x');
+    assert.equal(hub.unsubscribe(a!, 'x'), false);
+    assert.equal(hub.unsubscribe(a!, 'nowhere'), false);
     assert.equal(hub.subscriptionCount, 1);
     assert.equal(hub.channelCount, 1);
     assert.equal(bus.count('unsubscribe x'), 0);
@@ -209,9 +198,9 @@ describe('Hub pins', () => {
     const { hub, bus } = setup();
     const [a] = registered(hub, 1);
     hub.pin(['a']);
-    hub.subscribe(asClient(a!), 'a');
+    hub.subscribe(a!, 'a');
     assert.equal(bus.count('subscribe a'), 1, 'the pin already holds the bus subscription');
-    hub.unsubscribe(asClient(a!), 'a');
+    hub.unsubscribe(a!, 'a');
     assert.equal(bus.count('unsubscribe a'), 0, 'still pinned');
     assert.equal(hub.channelCount, 1);
     hub.unpin(['a']);
@@ -222,10 +211,10 @@ describe('Hub pins', () => {
     const { hub, bus } = setup();
     const [a] = registered(hub, 1);
     hub.pin(['a']);
-    hub.subscribe(asClient(a!), 'a');
+    hub.subscribe(a!, 'a');
     hub.unpin(['a']);
     assert.equal(bus.count('unsubscribe a'), 0);
-    hub.unsubscribe(asClient(a!), 'a');
+    hub.unsubscribe(a!, 'a');
     assert.equal(bus.count('unsubscribe a'), 1);
   });
 
@@ -265,8 +254,8 @@ describe('Hub broadcast', () => {
   test('frames once: every subscriber gets the very same buffer', { timeout: 5000 }, () => {
     const { hub } = setup();
     const [a, b, c, outsider] = registered(hub, 4);
-    for (const f of [a!, b!, c!]) hub.subscribe(asClient(f), 'news');
-    hub.subscribe(asClient(outsider!), 'other');
+    for (const f of [a!, b!, c!]) hub.subscribe(f, 'news');
+    hub.subscribe(outsider!, 'other');
     const payload = Buffer.from('{"op":"message","channel":"news","data":1}');
     hub.broadcast('news', payload);
     for (const f of [a!, b!, c!]) assert.equal(f.delivered.length, 1);
@@ -278,7 +267,7 @@ describe('Hub broadcast', () => {
   test('the frame is an unmasked text frame carrying the payload, at every length encoding', { timeout: 5000 }, () => {
     const { hub } = setup();
     const [a] = registered(hub, 1);
-    hub.subscribe(asClient(a!), 'c');
+    hub.subscribe(a!, 'c');
     const sizes = [0, 1, 125, 126, 127, 1000, 65535, 65536, 70_000];
     for (const size of sizes) {
       const payload = Buffer.alloc(size);
@@ -299,7 +288,7 @@ describe('Hub broadcast', () => {
   test('delivers in broadcast order', { timeout: 5000 }, () => {
     const { hub } = setup();
     const [a] = registered(hub, 1);
-    hub.subscribe(asClient(a!), 'c');
+    hub.subscribe(a!, 'c');
     for (let i = 0; i < 10; i++) hub.broadcast('c', Buffer.from(String(i)));
     const payloads = a!.delivered.map((f) => f.subarray(decodeTextFrame(f).headerLength).toString());
     assert.deepEqual(payloads, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
@@ -309,7 +298,7 @@ describe('Hub broadcast', () => {
     let observed = 0;
     const { hub, stats } = setup({ observeFanout: () => observed++ });
     const [a] = registered(hub, 1);
-    hub.subscribe(asClient(a!), 'known');
+    hub.subscribe(a!, 'known');
     hub.broadcast('unknown', Buffer.from('x'));
     assert.equal(stats.busMessages, 1);
     assert.equal(a!.delivered.length, 0);
@@ -329,8 +318,8 @@ describe('Hub broadcast', () => {
     const seconds: number[] = [];
     const { hub, stats } = setup({ observeFanout: (s) => seconds.push(s) });
     const [a, b] = registered(hub, 2);
-    hub.subscribe(asClient(a!), 'c');
-    hub.subscribe(asClient(b!), 'c');
+    hub.subscribe(a!, 'c');
+    hub.subscribe(b!, 'c');
     hub.broadcast('c', Buffer.from('1'));
     hub.broadcast('c', Buffer.from('2'));
     assert.equal(stats.busMessages, 2);
@@ -340,17 +329,17 @@ describe('Hub broadcast', () => {
 });
 
 describe('Hub eviction', () => {
-  test('evict counts the reason, detaches the client, and evicts it', { timeout: 5000 }, () => {
+  test('an eviction counts its reason, detaches the client, and closes it with the entry', { timeout: 5000 }, () => {
     const { hub, bus, stats } = setup();
     const [a, b] = registered(hub, 2);
-    hub.subscribe(asClient(a!), 'solo');
-    hub.subscribe(asClient(a!), 'shared');
-    hub.subscribe(asClient(b!), 'shared');
-    hub.evict(asClient(a!), 'slow_consumer');
+    hub.subscribe(a!, 'solo');
+    hub.subscribe(a!, 'shared');
+    hub.subscribe(b!, 'shared');
+    hub.disconnect(a!, Disconnect.SlowConsumer);
     assert.equal(stats.evicted.slow_consumer, 1);
     assert.equal(stats.evicted.queue_overflow, 0);
-    assert.deepEqual(a!.evictions, ['slow_consumer']);
-    assert.equal(a!.channels.size, 0);
+    assert.deepEqual(a!.closes, [Disconnect.SlowConsumer]);
+    assert.deepEqual(channelsOf(hub, a!), []);
     assert.equal(bus.count('unsubscribe solo'), 1, 'it was the last on solo');
     assert.equal(bus.count('unsubscribe shared'), 0, 'b still holds shared');
     assert.equal(hub.subscriptionCount, 1);
@@ -363,32 +352,55 @@ describe('Hub eviction', () => {
     assert.equal(hub.clientCount, 2);
   });
 
-  test('evict is a no-op for a client already closing', { timeout: 5000 }, () => {
+  test('disconnect is a no-op for a client already closing', { timeout: 5000 }, () => {
     const { hub, stats } = setup();
     const [a] = registered(hub, 1);
-    hub.subscribe(asClient(a!), 'c');
-    hub.evict(asClient(a!), 'queue_overflow');
-    hub.evict(asClient(a!), 'queue_overflow');
-    hub.evict(asClient(a!), 'slow_consumer');
+    hub.subscribe(a!, 'c');
+    hub.disconnect(a!, Disconnect.QueueOverflow);
+    hub.disconnect(a!, Disconnect.QueueOverflow);
+    hub.disconnect(a!, Disconnect.SlowConsumer);
+    hub.disconnect(a!, Disconnect.RateLimited);
     assert.equal(stats.evicted.queue_overflow, 1);
     assert.equal(stats.evicted.slow_consumer, 0);
-    assert.deepEqual(a!.evictions, ['queue_overflow']);
+    assert.equal(stats.policyCloses.rate_limited, 0);
+    assert.deepEqual(a!.closes, [Disconnect.QueueOverflow]);
   });
 
-  test('evictForError detaches the client and closes it with 1011, counting no eviction', { timeout: 5000 }, () => {
+  test('a policy close counts its reason and no eviction', { timeout: 5000 }, () => {
     const { hub, bus, stats } = setup();
     const [a, b] = registered(hub, 2);
-    hub.subscribe(asClient(a!), 'c');
-    hub.subscribe(asClient(b!), 'c');
-    hub.evictForError(asClient(a!));
-    assert.deepEqual(a!.closes, [[1011, 'internal error']]);
-    assert.equal(a!.channels.size, 0);
+    hub.subscribe(a!, 'c');
+    hub.disconnect(a!, Disconnect.RateLimited);
+    hub.disconnect(b!, Disconnect.TokenExpired);
+    assert.deepEqual(stats.policyCloses, { rate_limited: 1, token_expired: 1 });
+    assert.deepEqual(Object.values(stats.evicted), [0, 0, 0]);
+    assert.deepEqual(
+      [...a!.closes, ...b!.closes].map((d) => [d.code, d.reason]),
+      [
+        [1008, 'rate limit exceeded'],
+        [4001, 'token expired'],
+      ],
+    );
+    assert.equal(bus.count('unsubscribe c'), 1, 'detached');
+  });
+
+  test('an internal error detaches the client and closes it with 1011, counting no eviction', { timeout: 5000 }, () => {
+    const { hub, bus, stats } = setup();
+    const [a, b] = registered(hub, 2);
+    hub.subscribe(a!, 'c');
+    hub.subscribe(b!, 'c');
+    hub.disconnect(a!, Disconnect.InternalError);
+    assert.deepEqual(
+      a!.closes.map((d) => [d.code, d.reason]),
+      [[1011, 'internal error']],
+    );
+    assert.deepEqual(channelsOf(hub, a!), []);
     assert.equal(bus.count('unsubscribe c'), 0, 'b still holds c');
     assert.deepEqual(Object.values(stats.evicted), [0, 0, 0]);
     hub.broadcast('c', Buffer.from('x'));
     assert.equal(a!.delivered.length, 0);
     assert.equal(b!.delivered.length, 1);
-    hub.evictForError(asClient(a!)); // already closing: nothing more
+    hub.disconnect(a!, Disconnect.InternalError); // already closing: nothing more
     assert.equal(a!.closes.length, 1);
   });
 
@@ -397,19 +409,19 @@ describe('Hub eviction', () => {
     const [a, b] = registered(hub, 2);
     assert.equal(stats.connectionsOpened, 2);
     assert.equal(stats.connectionsOpen, 2);
-    hub.subscribe(asClient(a!), 'x');
-    hub.subscribe(asClient(a!), 'y');
-    hub.subscribe(asClient(b!), 'y');
-    hub.unregister(asClient(a!));
+    hub.subscribe(a!, 'x');
+    hub.subscribe(a!, 'y');
+    hub.subscribe(b!, 'y');
+    hub.unregister(a!);
     assert.equal(a!.disposed, 1);
-    assert.equal(a!.channels.size, 0);
+    assert.deepEqual(channelsOf(hub, a!), []);
     assert.equal(bus.count('unsubscribe x'), 1);
     assert.equal(bus.count('unsubscribe y'), 0);
     assert.equal(hub.subscriptionCount, 1);
     assert.equal(hub.clientCount, 1);
     assert.equal(stats.connectionsOpen, 1);
     assert.equal(stats.connectionsOpened, 2, 'opened is a running total');
-    hub.unregister(asClient(b!));
+    hub.unregister(b!);
     assert.equal(stats.connectionsOpen, 0);
     assert.equal(hub.channelCount, 0);
     assert.equal(hub.subscriptionCount, 0);
@@ -420,7 +432,7 @@ describe('Hub heartbeat', () => {
   test('pings alive clients, then evicts one that did not answer', { timeout: 5000 }, () => {
     const { hub, stats } = setup();
     const [a, b] = registered(hub, 2);
-    hub.subscribe(asClient(b!), 'c');
+    hub.subscribe(b!, 'c');
 
     hub.heartbeat();
     assert.equal(a!.pings, 1);
@@ -432,10 +444,10 @@ describe('Hub heartbeat', () => {
     hub.heartbeat();
     assert.equal(a!.pings, 2);
     assert.equal(b!.pings, 1, 'a dead client is not pinged again');
-    assert.deepEqual(b!.evictions, ['heartbeat_timeout']);
-    assert.deepEqual(a!.evictions, []);
+    assert.deepEqual(b!.closes, [Disconnect.HeartbeatTimeout]);
+    assert.deepEqual(a!.closes, []);
     assert.equal(stats.evicted.heartbeat_timeout, 1);
-    assert.equal(b!.channels.size, 0, 'detached');
+    assert.deepEqual(channelsOf(hub, b!), [], 'detached');
     assert.equal(hub.channelCount, 0);
 
     // b is now closing: later ticks leave it alone.
@@ -462,38 +474,31 @@ describe('Hub write coalescing', () => {
   test('flushes each scheduled client once, after the turn, with one setImmediate for all', { timeout: 5000 }, async () => {
     const { hub } = setup();
     const [a, b] = registered(hub, 2);
-    a!.scheduled = true;
-    hub.scheduleFlush(asClient(a!));
-    b!.scheduled = true;
-    hub.scheduleFlush(asClient(b!));
+    hub.scheduleFlush(a!);
+    hub.scheduleFlush(b!);
     assert.equal(a!.flushes + b!.flushes, 0, 'nothing written during the turn');
     await settle();
     assert.equal(a!.flushes, 1);
     assert.equal(b!.flushes, 1);
-    assert.equal(a!.scheduled, false);
     await settle();
     assert.equal(a!.flushes, 1, 'not flushed again unless scheduled again');
     // The next turn works the same (the two lists were swapped, not lost).
-    a!.scheduled = true;
-    hub.scheduleFlush(asClient(a!));
+    hub.scheduleFlush(a!);
     await settle();
     assert.equal(a!.flushes, 2);
     assert.equal(b!.flushes, 1);
   });
 
-  test('a client whose flush throws is terminated and the others are still flushed', { timeout: 5000 }, async () => {
-    const { hub } = setup();
+  test('a client whose flush throws is terminated and detached, and the others are still flushed', { timeout: 5000 }, async () => {
+    const { hub, bus } = setup();
     const [a, b] = registered(hub, 2);
-    a!.flush = () => {
-      throw new Error('socket fault');
-    };
-    for (const f of [a!, b!]) {
-      f.scheduled = true;
-      hub.scheduleFlush(asClient(f));
-    }
+    hub.subscribe(a!, 'solo');
+    a!.fault = new Error('socket fault');
+    for (const f of [a!, b!]) hub.scheduleFlush(f);
     await settle();
-    assert.equal(a!.terminations, 1);
-    assert.equal(a!.scheduled, false);
+    assert.deepEqual(a!.closes, [Disconnect.WriteError]);
+    assert.equal(Disconnect.WriteError.code, null, 'a terminate: no close frame after a failed write');
+    assert.equal(bus.count('unsubscribe solo'), 1);
     assert.equal(b!.flushes, 1);
   });
 });
@@ -503,14 +508,19 @@ describe('Hub closeAll', () => {
     const { hub, bus } = setup();
     const fakes = registered(hub, 3);
     fakes.forEach((f, i) => {
-      hub.subscribe(asClient(f), 'all');
-      hub.subscribe(asClient(f), `own${i}`);
+      hub.subscribe(f, 'all');
+      hub.subscribe(f, `own${i}`);
     });
     let resolved = false;
-    const done = hub.closeAll(1001, 'server shutting down').then(() => {
+    const done = hub.closeAll(Disconnect.Shutdown).then(() => {
       resolved = true;
     });
-    for (const f of fakes) assert.deepEqual(f.closes, [[1001, 'server shutting down']]);
+    for (const f of fakes) {
+      assert.deepEqual(
+        f.closes.map((d) => [d.code, d.reason]),
+        [[1001, 'server shutting down']],
+      );
+    }
     // Channels are released at once, not when the sockets finally close.
     assert.equal(hub.channelCount, 0);
     assert.equal(hub.subscriptionCount, 0);
@@ -518,11 +528,11 @@ describe('Hub closeAll', () => {
 
     await settle();
     assert.equal(resolved, false);
-    hub.unregister(asClient(fakes[0]!));
-    hub.unregister(asClient(fakes[1]!));
+    hub.unregister(fakes[0]!);
+    hub.unregister(fakes[1]!);
     await settle();
     assert.equal(resolved, false, 'one client still open');
-    hub.unregister(asClient(fakes[2]!));
+    hub.unregister(fakes[2]!);
     await done;
     assert.equal(resolved, true);
     assert.equal(hub.clientCount, 0);
@@ -530,7 +540,7 @@ describe('Hub closeAll', () => {
 
   test('resolves at once with no clients', { timeout: 5000 }, async () => {
     const { hub } = setup();
-    await hub.closeAll(1001, 'server shutting down');
+    await hub.closeAll(Disconnect.Shutdown);
   });
 });
 
@@ -540,22 +550,22 @@ describe('Hub bookkeeping', () => {
     const fakes = registered(hub, 5);
     // Client i subscribes to channels 0..i.
     fakes.forEach((f, i) => {
-      for (let ch = 0; ch <= i; ch++) hub.subscribe(asClient(f), `ch${ch}`);
+      for (let ch = 0; ch <= i; ch++) hub.subscribe(f, `ch${ch}`);
     });
     assert.equal(hub.subscriptionCount, 1 + 2 + 3 + 4 + 5);
     assert.equal(hub.channelCount, 5);
     assert.equal(bus.calls.filter((c) => c.startsWith('subscribe')).length, 5);
 
-    hub.unregister(asClient(fakes[4]!)); // the only holder of ch4
+    hub.unregister(fakes[4]!); // the only holder of ch4
     assert.equal(hub.subscriptionCount, 10);
     assert.equal(hub.channelCount, 4);
-    hub.evict(asClient(fakes[3]!), 'slow_consumer'); // the last holder of ch3 now
+    hub.disconnect(fakes[3]!, Disconnect.SlowConsumer); // the last holder of ch3 now
     assert.equal(hub.subscriptionCount, 6);
     assert.equal(hub.channelCount, 3);
-    hub.unsubscribe(asClient(fakes[0]!), 'ch0');
+    hub.unsubscribe(fakes[0]!, 'ch0');
     assert.equal(hub.subscriptionCount, 5);
     assert.equal(hub.channelCount, 3);
-    for (const f of fakes) hub.unregister(asClient(f));
+    for (const f of fakes) hub.unregister(f);
     assert.equal(hub.subscriptionCount, 0);
     assert.equal(hub.channelCount, 0);
     assert.equal(bus.calls.filter((c) => c.startsWith('unsubscribe')).length, 5);

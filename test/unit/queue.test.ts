@@ -16,12 +16,6 @@ function seqOf(buf: Buffer | undefined): number {
   return buf.readUInt32BE(0);
 }
 
-/** Peeks at the private ring, only to prove a test really exercised growth. */
-function capacity(queue: BoundedQueue): number {
-  const ring = (queue as unknown as { ring: unknown[] | null }).ring;
-  return ring === null ? 0 : ring.length;
-}
-
 describe('BoundedQueue', () => {
   test('shift on an empty queue returns undefined', { timeout: 5000 }, () => {
     const queue = new BoundedQueue(4, 1024);
@@ -115,7 +109,7 @@ describe('BoundedQueue', () => {
     assert.equal(queue.length, 0);
     assert.equal(queue.byteLength, 0);
     assert.equal(queue.shift(), undefined);
-    assert.equal(capacity(queue), 0, 'memory is released');
+    assert.equal(queue.capacity, 0, 'memory is released');
     // Usable again, in order, from a fresh ring.
     queue.push(frame(42));
     queue.push(frame(43));
@@ -125,13 +119,13 @@ describe('BoundedQueue', () => {
 
   test('allocates nothing until first use, and never more than maxMessages', { timeout: 5000 }, () => {
     const small = new BoundedQueue(5, 1024);
-    assert.equal(capacity(small), 0);
+    assert.equal(small.capacity, 0);
     small.push(frame(0));
-    assert.equal(capacity(small), 5, 'initial ring is min(16, maxMessages)');
+    assert.equal(small.capacity, 5, 'initial ring is min(16, maxMessages)');
 
     const large = new BoundedQueue(100, 1_000_000);
     large.push(frame(0));
-    assert.equal(capacity(large), 16);
+    assert.equal(large.capacity, 16);
   });
 
   test('keeps order when growing while the ring has wrapped', { timeout: 5000 }, () => {
@@ -142,10 +136,10 @@ describe('BoundedQueue', () => {
     for (let i = 0; i < 10; i++) queue.push(frame(next++));
     for (let i = 0; i < 6; i++) assert.equal(seqOf(queue.shift()), expected++);
     while (queue.length < 16) queue.push(frame(next++));
-    assert.equal(capacity(queue), 16);
+    assert.equal(queue.capacity, 16);
     // One more push grows the ring and must unwrap it in order.
     queue.push(frame(next++));
-    assert.equal(capacity(queue), 32);
+    assert.equal(queue.capacity, 32);
     while (queue.length > 0) assert.equal(seqOf(queue.shift()), expected++);
     assert.equal(expected, next);
   });
@@ -185,7 +179,7 @@ describe('BoundedQueue', () => {
       }
       assert.equal(queue.length, model.length);
       assert.equal(queue.byteLength, modelBytes);
-      capacities.add(capacity(queue));
+      capacities.add(queue.capacity);
     }
     // The ring went through every size from 16 up to (and capped at) maxMessages.
     for (const size of [16, 32, 64, 100]) assert.ok(capacities.has(size), `ring reached capacity ${size}`);
@@ -203,10 +197,10 @@ describe('BoundedQueue.release', () => {
     const queue = new BoundedQueue(100, 1_000_000);
     queue.push(Buffer.alloc(10, 1));
     queue.release();
-    assert.equal(capacity(queue), 16, 'a queue holding a frame keeps its ring');
+    assert.equal(queue.capacity, 16, 'a queue holding a frame keeps its ring');
     assert.equal(queue.shift()![0], 1);
     queue.release();
-    assert.equal(capacity(queue), 0, 'an emptied queue holds no ring');
+    assert.equal(queue.capacity, 0, 'an emptied queue holds no ring');
     queue.push(Buffer.alloc(10, 2));
     assert.equal(queue.shift()![0], 2, 'and works again after');
   });

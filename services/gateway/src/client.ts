@@ -2,13 +2,14 @@
 //
 // ws buffers without bound, so data frames bypass ws.send(): pre-framed bytes wait in a
 // BoundedQueue and go out in one corked write per event-loop turn (the owner flushes every client
-// it was told about, once, after the turn's I/O), or on the socket's 'drain' when it was backed
-// up. A frame that does not fit is handled by OVERFLOW_POLICY.
-import type { Socket } from 'node:net';
+// it was told about, once, after the turn's I/O: flush.ts), or on the socket's 'drain' when it was
+// backed up. A frame that does not fit is handled by OVERFLOW_POLICY.
+import type { Writable } from 'node:stream';
 import WebSocket from 'ws';
-import { CloseCode, CloseReason, DropReason, EvictReason } from './codes.js';
+import { Disconnect, DropReason } from './codes.js';
 import type { OverflowPolicy } from './config.js';
 import { pongFrame, textFrame } from './frame.js';
+import type { HubClient } from './hub.js';
 import { BoundedQueue } from './queue.js';
 import type { Stats } from './stats.js';
 
@@ -20,22 +21,21 @@ export interface ClientLimits {
   readonly closeTimeoutMs: number;
 }
 
-/** The hub, seen from a client: told when the client must be evicted, or has frames to flush this turn. */
+/** The hub, seen from a client: told when the client must be closed, or has frames to flush this turn. */
 export interface ClientOwner {
-  evict(client: Client, reason: EvictReason): void;
-  /** Calls client.flush() once, after the current turn's I/O; the client sets `scheduled` first. */
+  /** Detaches the client, counts the entry's counter, then calls client.close(disconnect). */
+  disconnect(client: Client, disconnect: Disconnect): void;
+  /** Calls client.flushScheduled() once, after the current turn's I/O. */
   scheduleFlush(client: Client): void;
 }
 
-export class Client {
-  /** Channels this client is subscribed to; maintained by the hub. */
-  readonly channels = new Set<string>();
-  /** Cleared at each ping, set by each pong: a client still false at the next ping is dead. */
-  alive = true;
+export class Client implements HubClient {
+  /** Cleared at each ping, set by anything the peer sends: a client still false at the next ping is dead. */
+  private alive = true;
   /** Commands waiting on the bus for their reply (capped in connection.ts). */
-  pending = 0;
-  /** On the owner's flush list for this turn; the owner clears it before calling flush(). */
-  scheduled = false;
+  private pending = 0;
+  /** On the owner's flush list for this turn, so it is put there once per turn. */
+  private scheduled = false;
   /** The last flush stopped at the socket's high-water mark, so 'drain' flushes next (read here instead of the socket's state, which is colder). */
   private blocked = false;
   private readonly queue: BoundedQueue;
@@ -46,7 +46,8 @@ export class Client {
   constructor(
     readonly id: number,
     readonly ws: WebSocket,
-    private readonly socket: Socket,
+    /** The connection's socket; only its writable side is written here, past ws. */
+    private readonly socket: Writable,
     private readonly limits: ClientLimits,
     private readonly stats: Stats,
     private readonly owner: ClientOwner,
@@ -61,6 +62,38 @@ export class Client {
 
   get queuedFrames(): number {
     return this.queue.length;
+  }
+
+  /** Commands of this connection waiting on the bus for their reply. */
+  get pendingCommands(): number {
+    return this.pending;
+  }
+
+  /** A command now waits on the bus; commandSettled() once it has its answer. */
+  commandStarted(): void {
+    this.pending++;
+  }
+
+  commandSettled(): void {
+    this.pending--;
+  }
+
+  /** The peer sent something (a message, a ping, a pong): it is alive. */
+  markAlive(): void {
+    this.alive = true;
+  }
+
+  /**
+   * The heartbeat tick: false when the peer has sent nothing since the previous ping (it is dead;
+   * the owner terminates it). Otherwise pings it and releases an idle queue's buffer, so a client
+   * gone quiet holds none.
+   */
+  heartbeat(): boolean {
+    if (!this.alive) return false;
+    this.alive = false;
+    this.ws.ping();
+    this.queue.release();
+    return true;
   }
 
   /**
@@ -118,7 +151,7 @@ export class Client {
     switch (this.limits.overflowPolicy) {
       case 'evict':
         stats.dropped[DropReason.Evicted]++;
-        this.owner.evict(this, EvictReason.QueueOverflow);
+        this.owner.disconnect(this, Disconnect.QueueOverflow);
         return;
       case 'drop-newest':
         stats.dropped[DropReason.QueueFull]++;
@@ -148,8 +181,14 @@ export class Client {
     this.stats.dropped[DropReason.QueueFull]++;
   }
 
+  /** The owner's end-of-turn flush (flush.ts): the client may be scheduled again from here on. */
+  flushScheduled(): void {
+    this.scheduled = false;
+    this.flush();
+  }
+
   /** Writes the queued frames unless the socket is backed up; one syscall for the batch thanks to cork. */
-  readonly flush = (): void => {
+  private readonly flush = (): void => {
     const queue = this.queue;
     if (this.closing) return;
     if (this.ws.readyState !== WebSocket.OPEN) {
@@ -184,11 +223,6 @@ export class Client {
     if (queue.length === 0) this.clearSlow();
   };
 
-  /** Releases the empty queue's buffer (the hub calls this at each heartbeat), so a client gone idle holds none. */
-  trim(): void {
-    this.queue.release();
-  }
-
   private markSlow(): void {
     if (this.slowTimer !== null) return;
     this.stats.slowClients++;
@@ -205,33 +239,30 @@ export class Client {
   private readonly onSlowTimeout = (): void => {
     this.slowTimer = null;
     this.stats.slowClients--;
-    this.owner.evict(this, EvictReason.SlowConsumer);
+    this.owner.disconnect(this, Disconnect.SlowConsumer);
   };
 
-  /** Evicts: queued frames are discarded and counted, then a 1013 close (or, for a dead peer, terminate). */
-  evict(reason: EvictReason): void {
-    if (reason === EvictReason.HeartbeatTimeout) {
+  /**
+   * Ends the connection as the entry says. Frames still queued are discarded and counted (as
+   * `evicted` for an eviction). With a close code it starts the handshake, and a peer that does not
+   * complete it within CLOSE_TIMEOUT_MS is terminated; without one (a dead peer) it terminates now.
+   */
+  close(disconnect: Disconnect): void {
+    if (this.closing) return;
+    const dropReason = disconnect.counts !== null && 'evicted' in disconnect.counts ? DropReason.Evicted : DropReason.Disconnected;
+    const ws = this.ws;
+    if (disconnect.code === null) {
       this.closing = true;
-      this.discardQueue(DropReason.Evicted);
-      this.ws.terminate();
+      this.discardQueue(dropReason);
+      ws.terminate();
       return;
     }
-    this.close(CloseCode.TryAgainLater, CloseReason.SlowConsumer, DropReason.Evicted);
-  }
-
-  /**
-   * Starts a close handshake. Frames still queued are discarded and counted under dropReason.
-   * A peer that does not complete the handshake within CLOSE_TIMEOUT_MS is terminated.
-   */
-  close(code: number, reason: string, dropReason: DropReason = DropReason.Disconnected): void {
-    if (this.closing) return;
     // Frames of this turn still waiting for its end go out ahead of the close frame, as they
     // would have without coalescing; only those the peer cannot take are discarded.
     if (this.queue.length > 0) this.flush();
     this.closing = true;
     this.discardQueue(dropReason);
-    const ws = this.ws;
-    if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+    if (ws.readyState === WebSocket.OPEN) ws.close(disconnect.code, disconnect.reason);
     // Also when the peer started the close: ws would otherwise wait 30 s for a stuck one.
     if (ws.readyState !== WebSocket.CLOSED) {
       this.closeTimer = setTimeout(() => ws.terminate(), this.limits.closeTimeoutMs);

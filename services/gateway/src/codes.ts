@@ -23,17 +23,6 @@ export const CloseCode = {
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
-/** Close reasons sent with the codes above (at most 123 bytes each). */
-export const CloseReason = {
-  GoingAway: 'server shutting down',
-  MessageTooBig: 'message too big',
-  SlowConsumer: 'slow consumer',
-  HeartbeatTimeout: 'heartbeat timeout',
-  InternalError: 'internal error',
-  RateLimited: 'rate limit exceeded',
-  TokenExpired: 'token expired',
-} as const;
-
 export const ErrorCode = {
   /** The frame is not valid JSON, or not a JSON object. Connection stays open. */
   InvalidJson: 'invalid_json',
@@ -137,3 +126,40 @@ export const PolicyCloseReason = {
   TokenExpired: 'token_expired',
 } as const;
 export type PolicyCloseReason = (typeof PolicyCloseReason)[keyof typeof PolicyCloseReason];
+
+/**
+ * One entry per way the gateway ends a connection (centrifuge's disconnect.go): the close code and
+ * reason the peer gets, and the counter the close moves. Call sites pass the entry:
+ * `hub.disconnect(client, Disconnect.RateLimited)`. README.md's Close codes table shows each code's
+ * reason; test/unit/docs.test.ts keeps the two in step.
+ */
+export interface Disconnect {
+  /** Sent in the close frame; null: the socket is terminated with no close frame (the peer sees 1006). */
+  readonly code: CloseCode | null;
+  /** The close frame's reason (at most 123 bytes); for a terminate, only logged. */
+  readonly reason: string;
+  /**
+   * The counter this close moves: an eviction (hubcast_clients_evicted_total, and the frames still
+   * queued count as dropped `evicted`), a policy close (hubcast_clients_closed_total), or none.
+   */
+  readonly counts: { readonly evicted: EvictReason } | { readonly policy: PolicyCloseReason } | null;
+}
+
+export const Disconnect = {
+  /** Stayed over its queue bound for SLOW_CLIENT_EVICT_MS under a drop policy. */
+  SlowConsumer: { code: CloseCode.TryAgainLater, reason: 'slow consumer', counts: { evicted: EvictReason.SlowConsumer } },
+  /** A frame did not fit its queue under OVERFLOW_POLICY=evict. */
+  QueueOverflow: { code: CloseCode.TryAgainLater, reason: 'slow consumer', counts: { evicted: EvictReason.QueueOverflow } },
+  /** Did not answer the previous ping: a dead peer completes no handshake, so it is terminated. */
+  HeartbeatTimeout: { code: null, reason: 'heartbeat timeout', counts: { evicted: EvictReason.HeartbeatTimeout } },
+  /** Kept sending over its rate limit. */
+  RateLimited: { code: CloseCode.PolicyViolation, reason: 'rate limit exceeded', counts: { policy: PolicyCloseReason.RateLimited } },
+  /** The connection's token reached its exp. */
+  TokenExpired: { code: CloseCode.TokenExpired, reason: 'token expired', counts: { policy: PolicyCloseReason.TokenExpired } },
+  /** The gateway is shutting down, after DRAIN_MS. */
+  Shutdown: { code: CloseCode.GoingAway, reason: 'server shutting down', counts: null },
+  /** Handling this connection failed unexpectedly; everyone else stays served. */
+  InternalError: { code: CloseCode.InternalError, reason: 'internal error', counts: null },
+  /** Writing to the socket threw: no close frame can follow, so it is terminated. */
+  WriteError: { code: null, reason: 'write error', counts: null },
+} as const satisfies Record<string, Disconnect>;

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Grant } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import type { Client } from './client.js';
-import { CloseCode, CloseReason, ErrorCode, PolicyCloseReason, PublishRejectReason } from './codes.js';
+import { Disconnect, ErrorCode, PublishRejectReason } from './codes.js';
 import type { Hub } from './hub.js';
 import {
   type Command,
@@ -49,9 +49,8 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
     ctx.stats.rateLimited++;
     if (verdict === Verdict.Refused) {
       sendError(ctx, client, ErrorCode.RateLimited, `over ${ctx.rateLimitPerSec} frames/s; frames are being ignored`);
-    } else if (verdict === Verdict.Abuse && !client.isClosing) {
-      ctx.stats.policyCloses[PolicyCloseReason.RateLimited]++;
-      ctx.hub.disconnect(client, CloseCode.PolicyViolation, CloseReason.RateLimited);
+    } else if (verdict === Verdict.Abuse) {
+      ctx.hub.disconnect(client, Disconnect.RateLimited);
     }
     return false;
   };
@@ -65,15 +64,13 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
     }
     expiry = setTimeout(() => {
       expiry = null;
-      if (client.isClosing) return;
-      ctx.stats.policyCloses[PolicyCloseReason.TokenExpired]++;
-      ctx.hub.disconnect(client, CloseCode.TokenExpired, CloseReason.TokenExpired);
+      ctx.hub.disconnect(client, Disconnect.TokenExpired);
     }, Math.max(0, left));
   };
   if (Number.isFinite(grant.expiresAt)) armExpiry();
 
   ws.on('message', (data: Buffer, isBinary: boolean) => {
-    client.alive = true;
+    client.markAlive();
     if (!admit()) return;
     if (isBinary) {
       sendError(ctx, client, ErrorCode.BinaryNotSupported, 'send JSON text frames');
@@ -83,17 +80,17 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
       handleCommand(ctx, client, grant, data.toString('utf8'));
     } catch (err) {
       // A bug, not bad input (that gets an error frame): close this client, keep serving the rest.
-      ctx.log.error({ client: client.id, err: (err as Error).message }, 'command handler failed');
-      ctx.hub.evictForError(client);
+      ctx.log.error({ client: client.id, err }, 'command handler failed');
+      ctx.hub.disconnect(client, Disconnect.InternalError);
     }
   });
   ws.on('pong', () => {
-    client.alive = true;
+    client.markAlive();
     // Unsolicited pongs cost a token too, so a pong flood meets the same limit and 1008.
     admit();
   });
   ws.on('ping', (data: Buffer) => {
-    client.alive = true;
+    client.markAlive();
     if (admit()) client.pong(data);
   });
   ws.on('error', (err: Error & { code?: string }) => {
@@ -138,7 +135,7 @@ function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, tex
 
 function subscribe(ctx: ConnectionContext, client: Client, command: Command): void {
   const { id } = command;
-  if (id !== undefined && client.pending >= MAX_PENDING_PER_CLIENT) {
+  if (id !== undefined && client.pendingCommands >= MAX_PENDING_PER_CLIENT) {
     sendError(ctx, client, ErrorCode.TooManyPending, TOO_MANY_PENDING, id);
     return;
   }
@@ -149,14 +146,14 @@ function subscribe(ctx: ConnectionContext, client: Client, command: Command): vo
   }
   if (id === undefined) return;
   // The ack means "messages on this channel now reach you", so it waits for the bus.
-  client.pending++;
+  client.commandStarted();
   ctx.hub.whenLive(command.channel).then(
     () => {
-      client.pending--;
+      client.commandSettled();
       client.reply(encodeAck(id));
     },
     () => {
-      client.pending--;
+      client.commandSettled();
     },
   );
 }
@@ -177,20 +174,20 @@ function publish(ctx: ConnectionContext, client: Client, command: Command & { op
     sendError(ctx, client, ErrorCode.MessageTooLarge, 'encoded message exceeds MAX_MESSAGE_BYTES', id);
     return;
   }
-  if (client.pending >= MAX_PENDING_PER_CLIENT) {
+  if (client.pendingCommands >= MAX_PENDING_PER_CLIENT) {
     stats.publishesRejected.ws[PublishRejectReason.TooManyPending]++;
     sendError(ctx, client, ErrorCode.TooManyPending, TOO_MANY_PENDING, id);
     return;
   }
-  client.pending++;
+  client.commandStarted();
   ctx.bus.publish(command.channel, payload).then(
     () => {
-      client.pending--;
+      client.commandSettled();
       stats.publishesAccepted.ws++;
       if (id !== undefined) client.reply(encodeAck(id));
     },
     (err: Error) => {
-      client.pending--;
+      client.commandSettled();
       stats.publishesRejected.ws[PublishRejectReason.BusUnavailable]++;
       sendError(ctx, client, ErrorCode.BusUnavailable, err.message, id);
     },

@@ -6,7 +6,7 @@ import { Auth } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
-import { CloseCode, CloseReason, UpgradeRejectReason } from './codes.js';
+import { Disconnect, UpgradeRejectReason } from './codes.js';
 import type { Config } from './config.js';
 import { createHttpHandler } from './http.js';
 import { Hub } from './hub.js';
@@ -137,7 +137,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       await new Promise((resolve) => setTimeout(resolve, config.drainMs));
       clearInterval(heartbeat);
       log.info({ clients: hub.clientCount }, 'closing clients');
-      await hub.closeAll(CloseCode.GoingAway, CloseReason.GoingAway);
+      await hub.closeAll(Disconnect.Shutdown);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -1,15 +1,33 @@
 // The hub owns the local clients and the channel map: register, unregister, subscribe,
-// and broadcast. It asks the bus for a channel when its first local client (or pin) arrives
-// and gives it back when the last one leaves. It never waits on a client.
+// broadcast, and every server-side close (a Disconnect entry). It asks the bus for a channel when
+// its first local client (or pin) arrives and gives it back when the last one leaves. It never
+// waits on a client, and knows a client only through HubClient; flush.ts batches their writes.
 import type { Logger } from 'pino';
 import type { Bus } from './bus/bus.js';
-import type { Client, ClientOwner } from './client.js';
-import { CloseCode, CloseReason, EvictReason } from './codes.js';
+import { Disconnect } from './codes.js';
+import { FlushScheduler, type Flushable } from './flush.js';
 import { textFrame } from './frame.js';
 import type { Stats } from './stats.js';
 
+/** What the hub asks of a client; client.ts implements it, the hub's unit tests fake it. */
+export interface HubClient extends Flushable {
+  readonly id: number;
+  /** Closing or closed: the hub neither counts nor closes it again. */
+  readonly isClosing: boolean;
+  /** Frames waiting in its send queue (logged at eviction). */
+  readonly queuedFrames: number;
+  /** Hands it one pre-framed message; never blocks, never throws. */
+  deliver(frame: Buffer): void;
+  /** Ends the connection as the entry says: a close frame, or a terminate. */
+  close(disconnect: Disconnect): void;
+  /** Pings the peer; false when it never answered the previous ping (it is dead, and not pinged). */
+  heartbeat(): boolean;
+  /** The connection has closed: release what it holds. */
+  dispose(): void;
+}
+
 interface ChannelEntry {
-  readonly subscribers: Set<Client>;
+  readonly subscribers: Set<HubClient>;
   /** Holds on a channel by upgrades still waiting for it to go live. */
   pins: number;
 }
@@ -23,21 +41,24 @@ export interface HubOptions {
   readonly observeFanout?: (seconds: number) => void;
 }
 
-export class Hub implements ClientOwner {
+export class Hub {
   private readonly channels = new Map<string, ChannelEntry>();
-  private readonly clients = new Set<Client>();
+  /** Every registered client and the channels it holds (kept here, so only the hub writes them). */
+  private readonly clients = new Map<HubClient, Set<string>>();
   private subscriptions = 0;
   private emptyWaiters: (() => void)[] = [];
-  /** Clients with frames queued this turn, flushed once by one setImmediate; two arrays swapped, so no allocation per turn. */
-  private dirty: Client[] = [];
-  private spare: Client[] = [];
-  private flushPending = false;
+  private readonly flusher: FlushScheduler<HubClient>;
 
   constructor(
     private readonly bus: Bus,
     private readonly stats: Stats,
     private readonly options: HubOptions,
-  ) {}
+  ) {
+    this.flusher = new FlushScheduler((client, err) => {
+      options.log?.error({ client: client.id, err }, 'flush failed');
+      this.disconnect(client, Disconnect.WriteError);
+    });
+  }
 
   get clientCount(): number {
     return this.clients.size;
@@ -51,14 +72,14 @@ export class Hub implements ClientOwner {
     return this.subscriptions;
   }
 
-  register(client: Client): void {
-    this.clients.add(client);
+  register(client: HubClient): void {
+    this.clients.set(client, new Set());
     this.stats.connectionsOpened++;
     this.stats.connectionsOpen = this.clients.size;
   }
 
   /** Called when the connection has closed: the client leaves every channel and is released. */
-  unregister(client: Client): void {
+  unregister(client: HubClient): void {
     this.detach(client);
     client.dispose();
     if (!this.clients.delete(client)) return;
@@ -70,17 +91,24 @@ export class Hub implements ClientOwner {
     }
   }
 
-  subscribe(client: Client, channel: string): SubscribeResult {
-    if (client.channels.has(channel)) return 'already';
-    if (client.channels.size >= this.options.maxChannelsPerClient) return 'limit';
+  /** The channels this client holds (a live view, not a copy). */
+  channelsOf(client: HubClient): ReadonlySet<string> {
+    return this.clients.get(client) ?? NONE;
+  }
+
+  subscribe(client: HubClient, channel: string): SubscribeResult {
+    const joined = this.clients.get(client);
+    if (joined === undefined) throw new Error(`client ${client.id} is not registered`);
+    if (joined.has(channel)) return 'already';
+    if (joined.size >= this.options.maxChannelsPerClient) return 'limit';
     this.entry(channel).subscribers.add(client);
-    client.channels.add(channel);
+    joined.add(channel);
     this.subscriptions++;
     return 'subscribed';
   }
 
-  unsubscribe(client: Client, channel: string): boolean {
-    if (!client.channels.delete(channel)) return false;
+  unsubscribe(client: HubClient, channel: string): boolean {
+    if (this.clients.get(client)?.delete(channel) !== true) return false;
     const entry = this.channels.get(channel);
     if (entry !== undefined) {
       entry.subscribers.delete(client);
@@ -114,79 +142,53 @@ export class Hub implements ClientOwner {
     this.stats.busMessages++;
     const entry = this.channels.get(channel);
     if (entry === undefined || entry.subscribers.size === 0) return;
+    this.fanOut(entry, textFrame(payload));
+  }
+
+  /** One frame to every subscriber of a channel, in the order frames arrive here. */
+  private fanOut(entry: ChannelEntry, frame: Buffer): void {
     const started = performance.now();
-    const frame = textFrame(payload);
     for (const client of entry.subscribers) client.deliver(frame);
     this.options.observeFanout?.((performance.now() - started) / 1000);
   }
 
-  /** Part of ClientOwner: the client's frames of this turn go out in one write once the turn's I/O is done. */
-  scheduleFlush(client: Client): void {
-    this.dirty.push(client);
-    if (this.flushPending) return;
-    this.flushPending = true;
-    setImmediate(this.flushDirty);
+  /** The client's frames of this turn go out in one write once the turn's I/O is done. */
+  scheduleFlush(client: HubClient): void {
+    this.flusher.schedule(client);
   }
 
-  private readonly flushDirty = (): void => {
-    this.flushPending = false;
-    const batch = this.dirty;
-    this.dirty = this.spare;
-    for (let i = 0; i < batch.length; i++) {
-      const client = batch[i]!;
-      client.scheduled = false;
-      try {
-        client.flush();
-      } catch (err) {
-        // A fault writing to one socket must not take the process (and every other client) down.
-        this.options.log?.error({ client: client.id, err: (err as Error).message }, 'flush failed');
-        client.ws.terminate();
+  /**
+   * Takes the client out of every channel now, counts what the entry counts (an eviction or a
+   * policy close) and closes it as the entry says. A client already closing is left alone.
+   */
+  disconnect(client: HubClient, disconnect: Disconnect): void {
+    if (client.isClosing) return;
+    const counts = disconnect.counts;
+    if (counts !== null) {
+      if ('evicted' in counts) {
+        this.stats.evicted[counts.evicted]++;
+        this.options.log?.info({ client: client.id, reason: counts.evicted, queued: client.queuedFrames }, 'client evicted');
+      } else {
+        this.stats.policyCloses[counts.policy]++;
       }
     }
-    batch.length = 0;
-    this.spare = batch;
-  };
-
-  /** The client stays behind or overflowed: take it out of every channel now, then close it. */
-  evict(client: Client, reason: EvictReason): void {
-    if (client.isClosing) return;
-    this.stats.evicted[reason]++;
-    this.options.log?.info({ client: client.id, reason, queued: client.queuedFrames }, 'client evicted');
     this.detach(client);
-    client.evict(reason);
-  }
-
-  /** Closes a client whose handling failed unexpectedly (1011), keeping everyone else served. */
-  evictForError(client: Client): void {
-    this.disconnect(client, CloseCode.InternalError, CloseReason.InternalError);
-  }
-
-  /** Takes the client out of every channel now and closes it with this code (policy closes). */
-  disconnect(client: Client, code: number, reason: string): void {
-    if (client.isClosing) return;
-    this.detach(client);
-    client.close(code, reason);
+    client.close(disconnect);
   }
 
   /** Pings every client; one that has not answered the previous ping is terminated. */
   heartbeat(): void {
-    for (const client of this.clients) {
+    for (const client of this.clients.keys()) {
       if (client.isClosing) continue;
-      if (!client.alive) {
-        this.evict(client, EvictReason.HeartbeatTimeout);
-        continue;
-      }
-      client.alive = false;
-      client.ws.ping();
-      client.trim();
+      if (!client.heartbeat()) this.disconnect(client, Disconnect.HeartbeatTimeout);
     }
   }
 
   /** Closes every client (shutdown). Resolves when all have gone. */
-  closeAll(code: number, reason: string): Promise<void> {
-    for (const client of this.clients) {
+  closeAll(disconnect: Disconnect): Promise<void> {
+    for (const client of this.clients.keys()) {
       this.detach(client);
-      client.close(code, reason);
+      client.close(disconnect);
     }
     if (this.clients.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.emptyWaiters.push(resolve));
@@ -208,14 +210,18 @@ export class Hub implements ClientOwner {
     this.bus.unsubscribe(channel);
   }
 
-  private detach(client: Client): void {
-    for (const channel of client.channels) {
+  private detach(client: HubClient): void {
+    const joined = this.clients.get(client);
+    if (joined === undefined) return;
+    for (const channel of joined) {
       const entry = this.channels.get(channel);
       if (entry === undefined) continue;
       entry.subscribers.delete(client);
       this.release(channel, entry);
     }
-    this.subscriptions -= client.channels.size;
-    client.channels.clear();
+    this.subscriptions -= joined.size;
+    joined.clear();
   }
 }
+
+const NONE: ReadonlySet<string> = new Set();

@@ -22,6 +22,11 @@ export class BoundedQueue {
     return this.bytes;
   }
 
+  /** Slots the ring holds now (0 when none is allocated): what an idle client costs. */
+  get capacity(): number {
+    return this.ring === null ? 0 : this.ring.length;
+  }
+
   /** Whether a frame of this size fits without removing anything. */
   fits(size: number): boolean {
     return this.count < this.maxMessages && this.bytes + size <= this.maxBytes;
