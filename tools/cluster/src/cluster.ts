@@ -5,13 +5,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type DnsServer, startDnsServer } from './dns.js';
-import { loopbackPrometheusConfig } from './prometheus.js';
+import { MAIN as GATEWAY_MAIN } from '../../kit/src/gateway.js';
 import { freePortOn, requireFree } from '../../kit/src/ports.js';
 import { type Proc, requireProgram, startProc, waitFor } from '../../kit/src/process.js';
-import { MAIN as GATEWAY_MAIN } from '../../kit/src/gateway.js';
 import { startRedisServer } from '../../kit/src/redis.js';
 import { httpStatus } from '../../kit/src/wait.js';
+import { type DnsServer, startDnsServer } from './dns.js';
+import { loopbackPrometheusConfig } from './prometheus.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const HAPROXY_CFG = join(ROOT, 'deploy/haproxy/haproxy.cfg');
@@ -95,9 +95,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   // drains DRAIN_MS), then Redis, which they depend on.
   const layers: Proc[][] = [[], [], [], []];
   const [lbLayer, promLayer, gatewayLayer, redisLayer] = layers as [Proc[], Proc[], Proc[], Proc[]];
+  const { onLog } = options;
+  const linesOf = (name: string) => onLog && ((line: string) => onLog(name, line));
   const start = (layer: Proc[], name: string, command: string, args: readonly string[], env: Record<string, string> = {}): Proc => {
-    const onLog = options.onLog;
-    const proc = startProc(name, command, args, { env, onLine: onLog && ((line) => onLog(name, line)) });
+    const proc = startProc(name, command, args, { env, onLine: linesOf(name) });
     layer.push(proc);
     return proc;
   };
@@ -109,7 +110,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   try {
     const redisPort = await requireFree([LB_HOST], options.redisPort ?? 0, 'redis');
-    redisLayer.push(await startRedisServer({ host: LB_HOST, port: redisPort, onLine: options.onLog && ((line) => options.onLog!('redis', line)) }));
+    redisLayer.push(await startRedisServer({ host: LB_HOST, port: redisPort, onLine: linesOf('redis') }));
     const redisUrl = `redis://${LB_HOST}:${redisPort}`;
 
     const gatewayPort = options.gatewayPort ? await requireFree(hosts, options.gatewayPort, 'gateway') : await freePortOn(hosts);
