@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { TestClient } from '../helpers/client.js';
 import { MAIN, startGateway } from '../helpers/gateway.js';
@@ -86,6 +87,17 @@ describe('SIGTERM drain', { timeout: 30_000 }, () => {
   });
 });
 
+/** Runs the gateway with only this environment until it exits; its exit code, stdout and stderr lines. */
+async function runToExit(env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string[] }> {
+  const proc = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const [code] = (await within(once(proc, 'exit'), 10_000, 'the process to exit')) as [number];
+  return { code, stdout, stderr: stderr.trimEnd().split('\n') };
+}
+
 describe('config errors', { timeout: 30_000 }, () => {
   const bad: [string, string][] = [
     ['QUEUE_MAX_MESSAGES', 'lots'],
@@ -93,23 +105,36 @@ describe('config errors', { timeout: 30_000 }, () => {
     ['PORT', '99999'],
     ['REDIS_URL', 'http://localhost:6379'],
     ['LOG_LEVEL', 'loud'],
+    ['PORT', ' 8080'],
+    ['REDIS_URL', ''],
   ];
   for (const [name, value] of bad) {
-    test(`${name}=${value} exits non-zero with one line naming ${name}`, async () => {
-      const proc = spawn(process.execPath, [MAIN], {
-        env: { PATH: process.env.PATH ?? '', [name]: value },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      proc.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      const [code] = (await within(once(proc, 'exit'), 10_000, 'the process to exit')) as [number];
+    test(`${name}=${JSON.stringify(value)} exits non-zero with one line naming ${name}`, async () => {
+      const { code, stdout, stderr } = await runToExit({ [name]: value });
       assert.equal(code, 78);
-      const lines = stderr.trimEnd().split('\n');
-      assert.equal(lines.length, 1, `one line, got: ${stderr}`);
-      assert.match(lines[0]!, new RegExp(`^invalid config: ${name} `));
+      assert.equal(stderr.length, 1, `one line, got: ${stderr.join('\n')}`);
+      assert.match(stderr[0]!, new RegExp(`^invalid config: ${name} `));
       assert.equal(stdout, '');
     });
   }
+});
+
+describe('listen errors', { timeout: 30_000 }, () => {
+  test('a PORT already in use exits 1 with one line naming PORT and the address', async (t) => {
+    const holder = createServer();
+    t.after(() => holder.close());
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    const { code, stdout, stderr } = await runToExit({ PORT: String(port), HOST: '127.0.0.1' });
+    assert.equal(code, 1);
+    assert.deepEqual(stderr, [`cannot listen: PORT ${port} is already in use on 127.0.0.1 (EADDRINUSE)`]);
+    assert.doesNotMatch(stdout, /EADDRINUSE|\bat /, 'no stack trace on stdout either');
+  });
+
+  test('a HOST that does not resolve exits 1 with one line naming HOST', async () => {
+    const { code, stderr } = await runToExit({ PORT: '0', HOST: '999.1.1.1' });
+    assert.equal(code, 1);
+    assert.equal(stderr.length, 1, `one line, got: ${stderr.join('\n')}`);
+    assert.match(stderr[0]!, /^cannot listen: HOST 999\.1\.1\.1 does not resolve to an address \(E[A-Z_]+\)$/);
+  });
 });

@@ -1,8 +1,9 @@
-// loadConfig: documented defaults, frozen result, one-line ConfigErrors naming the bad variable.
+// loadConfig and SETTINGS: documented defaults, frozen result, one-line ConfigErrors naming the bad variable,
+// and everything derived from the one spec per setting.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { generateKeyPairSync } from 'node:crypto';
-import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../services/gateway/src/config.js';
+import { ANY_ORIGIN, CONFIG_VARIABLES, ConfigError, SETTINGS, loadConfig } from '../../services/gateway/src/config.js';
 
 const pem = (k: { publicKey: { export(o: { type: 'spki'; format: 'pem' }): string | Buffer } }): string =>
   k.publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -87,7 +88,7 @@ const INVALID: Record<(typeof CONFIG_VARIABLES)[number], string[]> = {
   AUTH_AUDIENCE: ['hubcast'],
   AUTH_ISSUER: ['https://issuer.example'],
   PUBLISH_API_KEY: ['short', 'k'.repeat(31)],
-  ALLOWED_ORIGINS: ['example.com', 'https://a.example,', 'https://a.example/path', 'ws://a.example', '*'],
+  ALLOWED_ORIGINS: ['example.com', 'https://a.example,', 'https://a.example/path', 'ws://a.example', '*,https://a.example', '**'],
   MAX_CONNECTIONS: ['0', '1000001', 'lots'],
   RATE_LIMIT_PER_SEC: ['0', '1000001', '1.5', 'fast'],
   RATE_LIMIT_BURST: ['0', '1000001', 'big'],
@@ -100,11 +101,38 @@ describe('loadConfig', () => {
     assert.deepEqual({ ...loadConfig({}) }, DEFAULTS);
   });
 
-  test('treats empty and blank values as unset', { timeout: 5000 }, () => {
-    const env: Env = {};
-    // REDIS_PREFIX is the exception: an empty prefix is a valid choice, covered below.
-    for (const name of CONFIG_VARIABLES) if (name !== 'REDIS_PREFIX') env[name] = '  ';
-    assert.deepEqual({ ...loadConfig(env) }, DEFAULTS);
+  test('an empty value is an error naming the variable (REDIS_PREFIX excepted)', { timeout: 5000 }, () => {
+    for (const name of CONFIG_VARIABLES) {
+      if (name === 'REDIS_PREFIX') continue; // an empty prefix is a valid choice, covered below
+      const err = assertConfigError({ [name]: '' }, name);
+      assert.ok(err.message.includes('must not be empty'), err.message);
+    }
+  });
+
+  test('a blank value, or one with leading or trailing whitespace, is an error naming the variable', { timeout: 5000 }, () => {
+    for (const name of CONFIG_VARIABLES) {
+      for (const value of ['  ', ' x', 'x ', '\t8080', '8080\n']) assertConfigError({ [name]: value }, name);
+    }
+    const err = assertConfigError({ PORT: ' 8080' }, 'PORT');
+    assert.ok(err.message.includes('whitespace') && err.message.includes('" 8080"'), err.message);
+    assertConfigError({ REDIS_URL: ' redis://h ' }, 'REDIS_URL');
+  });
+
+  test('a secret with whitespace is refused without echoing it', { timeout: 5000 }, () => {
+    const secret = `${'s'.repeat(40)} `;
+    for (const name of ['AUTH_JWT_SECRET', 'PUBLISH_API_KEY']) {
+      const err = assertConfigError({ [name]: secret }, name);
+      assert.equal(err.message.includes('sss'), false, err.message);
+    }
+  });
+
+  test('a PEM may end with its line break, but not with other whitespace', { timeout: 5000 }, () => {
+    assert.ok(RSA_PEM.endsWith('-----\n'));
+    assert.equal(loadConfig({ AUTH_PUBLIC_KEY: RSA_PEM }).authPublicKey, RSA_PEM.trimEnd());
+    assert.equal(loadConfig({ AUTH_PUBLIC_KEY: RSA_PEM.replace(/\n/g, '\r\n') }).authPublicKey?.includes('END PUBLIC KEY'), true);
+    assertConfigError({ AUTH_PUBLIC_KEY: `${RSA_PEM}\n` }, 'AUTH_PUBLIC_KEY');
+    assertConfigError({ AUTH_PUBLIC_KEY: `${RSA_PEM.trimEnd()} ` }, 'AUTH_PUBLIC_KEY');
+    assertConfigError({ AUTH_PUBLIC_KEY: ` ${RSA_PEM}` }, 'AUTH_PUBLIC_KEY');
   });
 
   test('returns a frozen object', { timeout: 5000 }, () => {
@@ -235,10 +263,15 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ PERMESSAGE_DEFLATE: 'false' }).permessageDeflate, false);
   });
 
+  test('ALLOWED_ORIGINS=* stands alone for every origin', { timeout: 5000 }, () => {
+    const c = loadConfig({ ALLOWED_ORIGINS: '*' });
+    assert.deepEqual(c.allowedOrigins, [ANY_ORIGIN]);
+    assert.ok(Object.isFrozen(c.allowedOrigins));
+  });
+
   test('accepts PORT 0 and the range edges', { timeout: 5000 }, () => {
     assert.equal(loadConfig({ PORT: '0' }).port, 0);
     assert.equal(loadConfig({ PORT: '65535' }).port, 65535);
-    assert.equal(loadConfig({ PORT: ' 8081 ' }).port, 8081, 'surrounding whitespace is trimmed');
     assert.equal(loadConfig({ QUEUE_MAX_MESSAGES: '1' }).queueMaxMessages, 1);
     assert.equal(loadConfig({ QUEUE_MAX_MESSAGES: '1000000' }).queueMaxMessages, 1_000_000);
     assert.equal(loadConfig({ QUEUE_MAX_BYTES: String(1 << 30) }).queueMaxBytes, 1 << 30);
@@ -252,7 +285,6 @@ describe('loadConfig', () => {
       loadConfig({ REDIS_URL: 'rediss://user:secret@cache.example.com:6380/0' }).redisUrl,
       'rediss://user:secret@cache.example.com:6380/0',
     );
-    assert.equal(loadConfig({ REDIS_URL: ' redis://h ' }).redisUrl, 'redis://h', 'trimmed');
   });
 
   test('accepts every overflow policy and log level', { timeout: 5000 }, () => {
@@ -274,5 +306,33 @@ describe('loadConfig', () => {
     for (const host of ['localhost', '::', '::1', 'gateway-1.internal', '10.0.0.1']) {
       assert.equal(loadConfig({ HOST: host }).host, host);
     }
+  });
+});
+
+describe('SETTINGS: one spec per setting', () => {
+  test('CONFIG_VARIABLES is every spec entry, in order, each once', { timeout: 5000 }, () => {
+    assert.deepEqual(CONFIG_VARIABLES, Object.values(SETTINGS).map((s) => s.variable));
+    assert.equal(new Set(CONFIG_VARIABLES).size, CONFIG_VARIABLES.length);
+    for (const name of CONFIG_VARIABLES) assert.match(name, /^[A-Z][A-Z0-9_]*$/);
+  });
+
+  test('loadConfig({}) has exactly the spec keys, each at its spec default', { timeout: 5000 }, () => {
+    const config = loadConfig({}) as unknown as Record<string, unknown>;
+    assert.deepEqual(Object.keys(config), Object.keys(SETTINGS));
+    for (const [key, spec] of Object.entries(SETTINGS)) assert.deepEqual(config[key], spec.fallback, key);
+  });
+
+  test('every entry has a meaning, and its default passes its own parser', { timeout: 5000 }, () => {
+    for (const spec of Object.values(SETTINGS)) {
+      assert.ok(spec.meaning.length > 0, spec.variable);
+      if (spec.fallback !== undefined) {
+        assert.deepEqual(loadConfig({ [spec.variable]: String(spec.fallback) }), loadConfig({}), spec.variable);
+      }
+    }
+  });
+
+  test('a setting read from the environment lands under its spec key', { timeout: 5000 }, () => {
+    assert.equal(loadConfig({ [SETTINGS.drainMs.variable]: '1234' }).drainMs, 1234);
+    assert.equal(loadConfig({ [SETTINGS.authIssuer.variable]: 'me', AUTH_JWT_SECRET: 's'.repeat(32) }).authIssuer, 'me');
   });
 });

@@ -5,8 +5,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CloseCode, Disconnect, DropReason, ErrorCode, EvictReason } from '../../services/gateway/src/codes.js';
-import { CONFIG_VARIABLES, loadConfig } from '../../services/gateway/src/config.js';
-import { createMetrics } from '../../services/gateway/src/metrics.js';
+import { CONFIG_VARIABLES, SETTINGS } from '../../services/gateway/src/config.js';
+import { METRICS, createMetrics } from '../../services/gateway/src/metrics.js';
 import { Stats } from '../../services/gateway/src/stats.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -71,14 +71,15 @@ describe('README documents the registries', () => {
     assert.deepEqual(evict.sort(), Object.values(EvictReason).sort());
   });
 
-  test('config: every variable is documented with its real default', () => {
+  test('config: every setting is documented with its spec default and a meaning', () => {
     const rows = table('## Configuration');
     assert.deepEqual(rows.map(([v]) => unquote(v!)).sort(), [...CONFIG_VARIABLES].sort());
-    const defaults = loadConfig({}) as unknown as Record<string, unknown>;
-    const key = (name: string): string => name.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-    for (const [variable, fallback] of rows) {
-      const actual = defaults[key(unquote(variable!))];
-      assert.equal(unquote(fallback!), actual === undefined ? 'unset' : String(actual), `default of ${variable}`);
+    const specs = new Map(Object.values(SETTINGS).map((s) => [s.variable as string, s]));
+    for (const [variable, fallback, meaning] of rows) {
+      const spec = specs.get(unquote(variable!))!;
+      const documented = spec.fallback === undefined ? 'unset' : `\`${String(spec.fallback)}\``;
+      assert.equal(fallback, documented, `default of ${variable}`);
+      assert.ok((meaning ?? '').length > 0, `meaning of ${variable}`);
     }
   });
 
@@ -94,6 +95,25 @@ describe('README documents the registries', () => {
     const exported = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('hubcast_'));
     assert.deepEqual(documented.sort(), exported.sort());
     for (const name of exported) assert.match(name, /^hubcast_[a-z_]+$/);
+  });
+
+  test('metrics: README rows match the metric table: name, type, label names and label values', () => {
+    const rows = new Map(table('## Metrics').map(([m, type, meaning]) => [unquote(m!), { type: type!, meaning: meaning! }]));
+    assert.deepEqual([...rows.keys()].sort(), METRICS.map((m) => m.name).sort());
+    for (const metric of METRICS) {
+      const { type, meaning } = rows.get(metric.name)!;
+      assert.equal(type, metric.type, `type of ${metric.name}`);
+      // Backticked lower-case words in the row are label names or label values of this metric.
+      const quoted = new Set([...meaning.matchAll(/`([a-z][a-z0-9_]*)`/g)].map((m) => m[1]!));
+      const known = new Set(metric.labels.flatMap((l) => [l.name, ...l.values]));
+      for (const word of quoted) assert.ok(known.has(word), `${metric.name}: \`${word}\` is no label or label value of it`);
+      for (const l of metric.labels) {
+        assert.ok(quoted.has(l.name), `${metric.name}: the row names its label \`${l.name}\``);
+        // Where the row lists a label's values, it lists all of them.
+        const listed = l.values.filter((v) => quoted.has(v));
+        if (listed.length > 0) assert.deepEqual(listed, l.values, `${metric.name}: every ${l.name} value is listed`);
+      }
+    }
   });
 });
 
@@ -118,7 +138,11 @@ describe('README code map', () => {
   });
 
   test('every file it names exists', () => {
-    const missing = [...named].filter((f) => !existsSync(/^(tools|test)\//.test(f) ? `${ROOT}${f}` : `${ROOT}services/gateway/src/${f}`));
+    // A gateway file may be named by its path under src/ or, inside a row about its folder, by its base name.
+    const gateway = sources('services/gateway/src');
+    const exists = (f: string): boolean =>
+      /^(tools|test)\//.test(f) ? existsSync(`${ROOT}${f}`) : gateway.some((g) => g === f || g.endsWith(`/${f}`));
+    const missing = [...named].filter((f) => !exists(f));
     assert.deepEqual(missing, []);
   });
 });

@@ -1,6 +1,6 @@
 // Wires one gateway together: bus, hub, metrics, HTTP and WebSocket, and its orderly shutdown.
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Auth } from './auth.js';
 import type { Bus } from './bus/bus.js';
@@ -10,6 +10,7 @@ import { Disconnect, UpgradeRejectReason } from './codes.js';
 import type { Config } from './config.js';
 import { createHttpHandler } from './http.js';
 import { Hub } from './hub.js';
+import { listen } from './listen.js';
 import { createMetrics } from './metrics.js';
 import { Stats } from './stats.js';
 import { createUpgradeHandler } from './upgrade.js';
@@ -42,16 +43,6 @@ function createBus(config: Config, stats: Stats, log: Logger): Bus {
     stats,
     log.child({ component: 'bus' }),
   );
-}
-
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
 }
 
 export async function startGateway(config: Config, log: Logger): Promise<Gateway> {

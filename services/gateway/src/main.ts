@@ -1,7 +1,8 @@
 // Process entry point: config, logger, gateway, signals. Exit codes: 0 clean stop,
-// 78 invalid config (EX_CONFIG), 1 anything else.
+// 78 invalid config (EX_CONFIG), 1 anything else (a PORT or HOST that cannot be bound included).
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { startGateway } from './gateway.js';
+import { ListenError } from './listen.js';
 import { createLogger } from './log.js';
 
 const EXIT_CONFIG = 78;
@@ -40,8 +41,8 @@ function onSignal(signal: NodeJS.Signals): void {
     .then((gateway) => gateway.shutdown())
     .then(
       () => process.exit(0),
-      (err: Error) => {
-        log.error({ err: err.message }, 'shutdown failed');
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );
@@ -49,7 +50,9 @@ function onSignal(signal: NodeJS.Signals): void {
 process.on('SIGTERM', onSignal);
 process.on('SIGINT', onSignal);
 
-starting.catch((err: Error) => {
-  log.fatal({ err: err.message }, 'gateway failed to start');
+starting.catch((err: unknown) => {
+  // The operator's to fix, and said in one line like a ConfigError; anything else keeps its stack.
+  if (err instanceof ListenError) process.stderr.write(`${err.message}\n`);
+  else log.fatal({ err }, 'gateway failed to start');
   process.exit(1);
 });

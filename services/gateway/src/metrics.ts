@@ -1,8 +1,12 @@
-// Prometheus metrics. Counters live in Stats as plain numbers and are copied in at scrape time.
-// Every label value comes from a server-chosen set (codes.ts), never from client input.
+// Prometheus metrics as a table: one line per metric naming its source, help and label set.
+// Counters live in Stats as plain numbers and are copied in at scrape time, so the hot path never
+// calls prom-client. Every label value comes from a server-chosen set (codes.ts), never from client
+// input; help texts list those sets from the same enums, so they cannot drift.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Bus } from './bus/bus.js';
 import {
   type BusConnection,
+  Disconnect,
   DropReason,
   ErrorCode,
   EvictReason,
@@ -15,7 +19,7 @@ import type { Stats } from './stats.js';
 
 export interface MetricsSources {
   readonly stats: Stats;
-  readonly busKind: 'memory' | 'redis';
+  readonly busKind: Bus['kind'];
   isReady(): boolean;
   channelCount(): number;
   subscriptionCount(): number;
@@ -26,259 +30,133 @@ export interface Metrics {
   observeFanout(seconds: number): void;
 }
 
-const BUS_CONNECTIONS: readonly BusConnection[] = ['publisher', 'subscriber'];
+/** A reading: one number, or one per value of the next label (nested in label order). */
+export type Reading = number | { readonly [value: string]: Reading | undefined };
 
-// Counters mirror running totals kept in Stats: each collect() resets and re-adds the total.
+export interface Label {
+  readonly name: string;
+  /** Every value the label can take. */
+  readonly values: readonly string[];
+}
+
+export interface MetricSpec {
+  readonly name: string;
+  readonly type: 'counter' | 'gauge' | 'histogram';
+  readonly help: string;
+  readonly labels: readonly Label[];
+  /** The value at scrape time; a label value whose reading is undefined is not exported. A histogram is observed instead. */
+  readonly read?: (sources: MetricsSources) => Reading;
+  readonly buckets?: readonly number[];
+}
+
+// Label sets that are types in codes.ts; `satisfies` keeps each list complete.
+const BUS_CONNECTIONS = Object.keys({ publisher: 0, subscriber: 0 } satisfies Record<BusConnection, 0>);
+const BUS_KINDS = Object.keys({ memory: 0, redis: 0 } satisfies Record<Bus['kind'], 0>);
+
+const label = (name: string, set: Readonly<Record<string, string>> | readonly string[]): Label => ({
+  name,
+  values: Array.isArray(set) ? set : Object.values(set),
+});
+const reason = (set: Readonly<Record<string, string>>): Label => label('reason', set);
+/** The values of a label set, as help texts list them. */
+const list = (l: Label): string => l.values.join(', ');
+/** Policy close reasons with the close code their Disconnect entry sends: `rate_limited: 1008, ...`. */
+const policyCloses = (l: Label): string =>
+  l.values
+    .map((r) => {
+      const entry = Object.values(Disconnect).find((d) => d.counts !== null && 'policy' in d.counts && d.counts.policy === r);
+      return entry?.code ? `${r}: ${entry.code}` : r;
+    })
+    .join(', ');
+
+type Read = NonNullable<MetricSpec['read']>;
+const counter = (name: string, help: string, read: Read, ...labels: Label[]): MetricSpec => ({ name, type: 'counter', help, read, labels });
+const gauge = (name: string, help: string, read: Read, ...labels: Label[]): MetricSpec => ({ name, type: 'gauge', help, read, labels });
+
+const SOURCE = label('source', PUBLISH_SOURCES);
+const CONNECTION = label('connection', BUS_CONNECTIONS);
+const BUS = label('bus', BUS_KINDS);
+const DROP = reason(DropReason);
+const EVICT = reason(EvictReason);
+const PUBLISH_REJECT = reason(PublishRejectReason);
+const UPGRADE_REJECT = reason(UpgradeRejectReason);
+const POLICY_CLOSE = reason(PolicyCloseReason);
+
+export const FANOUT: MetricSpec = {
+  name: 'hubcast_fanout_duration_seconds',
+  type: 'histogram',
+  help: 'Time to hand one bus message to every local subscriber: framing and queueing (the socket writes follow at the end of the turn, one per client).',
+  labels: [],
+  buckets: [0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+};
+
+/** Every hubcast_* metric, in exposition order. */
+export const METRICS: readonly MetricSpec[] = [
+  counter('hubcast_messages_dropped_total', `Deliveries dropped for a client, by reason (${list(DROP)}).`, (s) => s.stats.dropped, DROP),
+  counter('hubcast_clients_evicted_total', `Clients evicted, by reason (${list(EVICT)}).`, (s) => s.stats.evicted, EVICT),
+  gauge('hubcast_connections_open', 'Open WebSocket connections on this gateway.', (s) => s.stats.connectionsOpen),
+  counter('hubcast_connections_opened_total', 'WebSocket connections accepted since start.', (s) => s.stats.connectionsOpened),
+  counter('hubcast_publishes_accepted_total', `Publishes the bus has taken, by source (${list(SOURCE)}).`, (s) => s.stats.publishesAccepted, SOURCE),
+  counter('hubcast_publishes_rejected_total', `Publishes rejected and not sent, by source (${list(SOURCE)}) and reason (${list(PUBLISH_REJECT)}).`, (s) => s.stats.publishesRejected, SOURCE, PUBLISH_REJECT),
+  counter('hubcast_bus_messages_received_total', 'Messages received from the bus, each fanned out once to local subscribers.', (s) => s.stats.busMessages),
+  counter('hubcast_deliveries_total', 'Frames written to client sockets.', (s) => s.stats.deliveries),
+  counter('hubcast_protocol_errors_total', 'Error frames sent to clients, by error code.', (s) => s.stats.errors, label('code', ErrorCode)),
+  gauge('hubcast_bus_connected', `1 while the bus connection is up, by connection (${list(CONNECTION)}); always 1 for the in-process bus.`, (s) => s.stats.busConnected, CONNECTION),
+  counter('hubcast_bus_reconnects_total', `Reconnection attempts to the bus, by connection (${list(CONNECTION)}).`, (s) => s.stats.busReconnects, CONNECTION),
+  counter('hubcast_bus_gaps_total', 'Bus messages that never reached this gateway: holes in a per-(origin, channel) sequence on a channel it held.', (s) => s.stats.busGaps),
+  counter('hubcast_bus_duplicates_total', 'Bus messages that arrived again; each was delivered once only.', (s) => s.stats.busDuplicates),
+  counter('hubcast_bus_invalid_total', 'Bus messages without a valid hubcast envelope (not from a gateway of this version), not delivered.', (s) => s.stats.busInvalid),
+  gauge('hubcast_bus_probe_ok', '1 while the last pub/sub probe came back within BUS_PROBE_TIMEOUT_MS; always 1 for the in-process bus.', (s) => s.stats.busProbeOk),
+  counter('hubcast_bus_probe_failures_total', 'Pub/sub probes that did not come back within BUS_PROBE_TIMEOUT_MS.', (s) => s.stats.busProbeFailures),
+  gauge('hubcast_ready', '1 while /readyz answers 200: bus connected and subscribed, not draining.', (s) => (s.isReady() ? 1 : 0)),
+  gauge('hubcast_queue_depth_messages', 'Frames waiting in client send queues, summed over clients.', (s) => s.stats.queuedFrames),
+  gauge('hubcast_queue_depth_bytes', 'Bytes waiting in client send queues, summed over clients.', (s) => s.stats.queuedBytes),
+  gauge('hubcast_slow_clients', 'Clients currently over their send-queue bound (dropping, and evicted if they stay there).', (s) => s.stats.slowClients),
+  gauge('hubcast_channels', 'Channels this gateway holds on the bus: with a local subscriber or an upgrade waiting for them.', (s) => s.channelCount()),
+  gauge('hubcast_subscriptions', 'Client subscriptions on this gateway.', (s) => s.subscriptionCount()),
+  counter('hubcast_upgrades_rejected_total', `WebSocket upgrades refused before the handshake, by reason (${list(UPGRADE_REJECT)}).`, (s) => s.stats.upgradesRejected, UPGRADE_REJECT),
+  counter('hubcast_rate_limited_total', 'Inbound frames (messages, pings) refused by the per-client rate limit.', (s) => s.stats.rateLimited),
+  counter('hubcast_clients_closed_total', `Clients closed by policy, by reason (${policyCloses(POLICY_CLOSE)}).`, (s) => s.stats.policyCloses, POLICY_CLOSE),
+  gauge('hubcast_info', `Always 1; the bus label says which bus this gateway runs (${list(BUS)}).`, (s) => ({ [s.busKind]: 1 }), BUS),
+  FANOUT,
+];
+
+/** Calls `each` with the label values and the number of every series a reading holds. */
+export function series(labels: readonly Label[], reading: Reading, each: (values: Record<string, string>, value: number) => void): void {
+  const walk = (depth: number, r: Reading | undefined, values: Record<string, string>): void => {
+    if (r === undefined) return;
+    if (typeof r === 'number') return each(values, r);
+    const l = labels[depth]!;
+    for (const value of l.values) walk(depth + 1, r[value], { ...values, [l.name]: value });
+  };
+  walk(0, reading, {});
+}
+
 export function createMetrics(sources: MetricsSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const { stats } = sources;
-
-  new Counter({
-    name: 'hubcast_messages_dropped_total',
-    help: 'Deliveries dropped for a client, by reason (queue_full, evicted, disconnected).',
-    labelNames: ['reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const reason of Object.values(DropReason)) this.inc({ reason }, stats.dropped[reason]);
-    },
-  });
-  new Counter({
-    name: 'hubcast_clients_evicted_total',
-    help: 'Clients evicted, by reason (slow_consumer, queue_overflow, heartbeat_timeout).',
-    labelNames: ['reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const reason of Object.values(EvictReason)) this.inc({ reason }, stats.evicted[reason]);
-    },
-  });
-  new Gauge({
-    name: 'hubcast_connections_open',
-    help: 'Open WebSocket connections on this gateway.',
-    registers: [registry],
-    collect() {
-      this.set(stats.connectionsOpen);
-    },
-  });
-  new Counter({
-    name: 'hubcast_connections_opened_total',
-    help: 'WebSocket connections accepted since start.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(stats.connectionsOpened);
-    },
-  });
-  new Counter({
-    name: 'hubcast_publishes_accepted_total',
-    help: 'Publishes the bus has taken, by source (ws, http).',
-    labelNames: ['source'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const source of PUBLISH_SOURCES) this.inc({ source }, stats.publishesAccepted[source]);
-    },
-  });
-  new Counter({
-    name: 'hubcast_publishes_rejected_total',
-    help: 'Publishes rejected and not sent, by source (ws, http) and reason (bus_unavailable, invalid, too_large, too_many_pending, unauthorized, forbidden).',
-    labelNames: ['source', 'reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const source of PUBLISH_SOURCES) {
-        for (const reason of Object.values(PublishRejectReason)) {
-          this.inc({ source, reason }, stats.publishesRejected[source][reason]);
-        }
-      }
-    },
-  });
-  new Counter({
-    name: 'hubcast_bus_messages_received_total',
-    help: 'Messages received from the bus, each fanned out once to local subscribers.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(stats.busMessages);
-    },
-  });
-  new Counter({
-    name: 'hubcast_deliveries_total',
-    help: 'Frames written to client sockets.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(stats.deliveries);
-    },
-  });
-  new Counter({
-    name: 'hubcast_protocol_errors_total',
-    help: 'Error frames sent to clients, by error code.',
-    labelNames: ['code'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const code of Object.values(ErrorCode)) this.inc({ code }, stats.errors[code]);
-    },
-  });
-  new Gauge({
-    name: 'hubcast_bus_connected',
-    help: '1 while the bus connection is up, by connection (publisher, subscriber); always 1 for the in-process bus.',
-    labelNames: ['connection'],
-    registers: [registry],
-    collect() {
-      for (const connection of BUS_CONNECTIONS) this.set({ connection }, stats.busConnected[connection]);
-    },
-  });
-  new Counter({
-    name: 'hubcast_bus_reconnects_total',
-    help: 'Reconnection attempts to the bus, by connection (publisher, subscriber).',
-    labelNames: ['connection'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const connection of BUS_CONNECTIONS) this.inc({ connection }, stats.busReconnects[connection]);
-    },
-  });
-  new Counter({
-    name: 'hubcast_bus_gaps_total',
-    help: 'Bus messages that never reached this gateway: holes in a per-(origin, channel) sequence on a channel it held.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(stats.busGaps);
-    },
-  });
-  new Counter({
-    name: 'hubcast_bus_duplicates_total',
-    help: 'Bus messages that arrived again; each was delivered once only.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(stats.busDuplicates);
-    },
-  });
-  new Counter({
-    name: 'hubcast_bus_invalid_total',
-    help: 'Bus messages without a valid hubcast envelope (not from a gateway of this version), not delivered.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(stats.busInvalid);
-    },
-  });
-  new Gauge({
-    name: 'hubcast_bus_probe_ok',
-    help: '1 while the last pub/sub probe came back within BUS_PROBE_TIMEOUT_MS; always 1 for the in-process bus.',
-    registers: [registry],
-    collect() {
-      this.set(stats.busProbeOk);
-    },
-  });
-  new Counter({
-    name: 'hubcast_bus_probe_failures_total',
-    help: 'Pub/sub probes that did not come back within BUS_PROBE_TIMEOUT_MS.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(stats.busProbeFailures);
-    },
-  });
-  new Gauge({
-    name: 'hubcast_ready',
-    help: '1 while /readyz answers 200: bus connected and subscribed, not draining.',
-    registers: [registry],
-    collect() {
-      this.set(sources.isReady() ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'hubcast_queue_depth_messages',
-    help: 'Frames waiting in client send queues, summed over clients.',
-    registers: [registry],
-    collect() {
-      this.set(stats.queuedFrames);
-    },
-  });
-  new Gauge({
-    name: 'hubcast_queue_depth_bytes',
-    help: 'Bytes waiting in client send queues, summed over clients.',
-    registers: [registry],
-    collect() {
-      this.set(stats.queuedBytes);
-    },
-  });
-  new Gauge({
-    name: 'hubcast_slow_clients',
-    help: 'Clients currently over their send-queue bound (dropping, and evicted if they stay there).',
-    registers: [registry],
-    collect() {
-      this.set(stats.slowClients);
-    },
-  });
-  new Gauge({
-    name: 'hubcast_channels',
-    help: 'Channels this gateway holds on the bus: with a local subscriber or an upgrade waiting for them.',
-    registers: [registry],
-    collect() {
-      this.set(sources.channelCount());
-    },
-  });
-  new Gauge({
-    name: 'hubcast_subscriptions',
-    help: 'Client subscriptions on this gateway.',
-    registers: [registry],
-    collect() {
-      this.set(sources.subscriptionCount());
-    },
-  });
-  new Counter({
-    name: 'hubcast_upgrades_rejected_total',
-    help: 'WebSocket upgrades refused before the handshake, by reason (invalid, unauthorized, forbidden, too_many_connections, draining, handshake_timeout).',
-    labelNames: ['reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const reason of Object.values(UpgradeRejectReason)) this.inc({ reason }, stats.upgradesRejected[reason]);
-    },
-  });
-  new Counter({
-    name: 'hubcast_rate_limited_total',
-    help: 'Inbound frames (messages, pings) refused by the per-client rate limit.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(stats.rateLimited);
-    },
-  });
-  new Counter({
-    name: 'hubcast_clients_closed_total',
-    help: 'Clients closed by policy, by reason (rate_limited: 1008, token_expired: 4001).',
-    labelNames: ['reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const reason of Object.values(PolicyCloseReason)) this.inc({ reason }, stats.policyCloses[reason]);
-    },
-  });
-  new Gauge({
-    name: 'hubcast_info',
-    help: 'Always 1; the bus label says which bus this gateway runs (memory, redis).',
-    labelNames: ['bus'],
-    registers: [registry],
-  }).set({ bus: sources.busKind }, 1);
-
-  const fanout = new Histogram({
-    name: 'hubcast_fanout_duration_seconds',
-    help: 'Time to hand one bus message to every local subscriber: framing and queueing (the socket writes follow at the end of the turn, one per client).',
-    buckets: [0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
-    registers: [registry],
-  });
-
-  return {
-    registry,
-    observeFanout: (seconds) => fanout.observe(seconds),
-  };
+  for (const spec of METRICS) {
+    const read = spec.read;
+    if (read === undefined) continue; // observed, not read: the histogram below
+    const options = { name: spec.name, help: spec.help, labelNames: spec.labels.map((l) => l.name), registers: [registry] };
+    if (spec.type === 'counter') {
+      // A counter mirrors a running total kept in Stats: each collect() resets and re-adds it.
+      new Counter({
+        ...options,
+        collect() {
+          this.reset();
+          series(spec.labels, read(sources), (labels, value) => this.inc(labels, value));
+        },
+      });
+    } else {
+      new Gauge({
+        ...options,
+        collect() {
+          series(spec.labels, read(sources), (labels, value) => this.set(labels, value));
+        },
+      });
+    }
+  }
+  const fanout = new Histogram({ name: FANOUT.name, help: FANOUT.help, buckets: [...FANOUT.buckets!], registers: [registry] });
+  return { registry, observeFanout: (seconds) => fanout.observe(seconds) };
 }

@@ -1,0 +1,254 @@
+// One contract, every bus: the same cases run against the in-process MemoryBus and against
+// RedisBus on a real redis-server (each case on its own key prefix). A case is one entry of CASES;
+// one that needs what a bus cannot do (the memory bus is never down) is skipped with the reason.
+import assert from 'node:assert/strict';
+import { type TestContext, after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { type Bus, type BusListener, BusUnavailableError } from '../../services/gateway/src/bus/bus.js';
+import { MemoryBus } from '../../services/gateway/src/bus/memory.js';
+import { RedisBus } from '../../services/gateway/src/bus/redis.js';
+import { Stats } from '../../services/gateway/src/stats.js';
+import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
+import { freePort, within } from '../helpers/wait.js';
+
+/** Everything a bus told its listener, with a way to await the next thing. */
+class Recorder implements BusListener {
+  readonly received: { channel: string; payload: Buffer }[] = [];
+  readonly states: boolean[] = [];
+  private waiters: (() => void)[] = [];
+
+  message(channel: string, payload: Buffer): void {
+    this.received.push({ channel, payload: Buffer.from(payload) });
+    this.wake();
+  }
+
+  readiness(ready: boolean): void {
+    this.states.push(ready);
+    this.wake();
+  }
+
+  /** Payloads (as text) received on the channel, in order. */
+  on(channel: string): string[] {
+    return this.received.filter((m) => m.channel === channel).map((m) => m.payload.toString());
+  }
+
+  /** Resolves once check() holds, re-checked at every event. */
+  async until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    const wait = async (): Promise<void> => {
+      while (!check()) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    };
+    await within(wait(), timeoutMs, what);
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+interface Subject {
+  readonly bus: Bus;
+  readonly events: Recorder;
+}
+
+interface Harness {
+  readonly name: string;
+  /** Two started, ready buses on one backend: a publishes, b subscribes (one and the same in-process bus). */
+  pair(t: TestContext): Promise<{ a: Subject; b: Subject }>;
+  /** A started bus whose backend cannot be reached, or why there is none. */
+  unreachable(t: TestContext): Promise<Subject> | string;
+  /** Takes the backend down and back, or why it cannot. */
+  outage(): { stop(): Promise<void>; start(): Promise<void> } | string;
+}
+
+const text = (s: string): Buffer => Buffer.from(s);
+
+async function started(t: TestContext, bus: Bus, waitReady: boolean): Promise<Subject> {
+  const events = new Recorder();
+  bus.setListener(events);
+  t.after(() => bus.close());
+  await bus.start();
+  if (waitReady) await events.until(() => events.states.includes(true), 'the bus to be ready');
+  return { bus, events };
+}
+
+/** Rejects like the contract says a publish that was certainly not sent does. */
+async function refusedUnsent(publish: Promise<void>): Promise<void> {
+  await assert.rejects(publish, (err: unknown) => err instanceof BusUnavailableError && err.sent === false);
+}
+
+interface Case {
+  readonly name: string;
+  readonly run: (h: Harness, t: TestContext) => Promise<void>;
+}
+
+const CASES: readonly Case[] = [
+  {
+    name: 'start announces readiness once; the bus is ready',
+    run: async (h, t) => {
+      const { b } = await h.pair(t);
+      assert.deepEqual(b.events.states, [true]);
+      assert.equal(b.bus.ready, true);
+    },
+  },
+  {
+    name: 'a published message reaches a subscriber of its channel, bytes unchanged, and nobody else',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t);
+      b.bus.subscribe('news');
+      await b.bus.whenLive('news');
+      const payload = Buffer.from([0x7b, 0x00, 0xff, 0xc3, 0xa9, 0x7d]);
+      await a.bus.publish('news', payload);
+      await a.bus.publish('elsewhere', text('not for b'));
+      await b.events.until(() => b.events.received.length >= 1, 'the message');
+      assert.deepEqual(b.events.received[0], { channel: 'news', payload });
+      await a.bus.publish('news', text('second'));
+      await b.events.until(() => b.events.received.length >= 2, 'the second message');
+      assert.deepEqual(b.events.on('elsewhere'), [], 'a channel b does not hold');
+    },
+  },
+  {
+    name: 'whenLive resolves at once for a channel not subscribed, and once the channel is live for one that is',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t);
+      await within(b.bus.whenLive('not-subscribed'), 5000, 'whenLive on a channel not subscribed');
+      const channels = Array.from({ length: 20 }, (_, i) => `live-${i}`);
+      for (const c of channels) b.bus.subscribe(c);
+      await within(Promise.all(channels.map((c) => b.bus.whenLive(c))), 5000, 'every channel to be live');
+      // Live means: a message published from now on arrives.
+      for (const c of channels) await a.bus.publish(c, text(c));
+      await b.events.until(() => b.events.received.length === channels.length, 'one message per channel');
+      assert.deepEqual(b.events.received.map((m) => m.channel), channels);
+    },
+  },
+  {
+    name: 'unsubscribe stops delivery on that channel only',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t);
+      b.bus.subscribe('x');
+      b.bus.subscribe('y');
+      await Promise.all([b.bus.whenLive('x'), b.bus.whenLive('y')]);
+      await a.bus.publish('x', text('one'));
+      await b.events.until(() => b.events.on('x').length === 1, 'the first message');
+      b.bus.unsubscribe('x');
+      // A later subscribe goes on the same connection, after the unsubscribe: once it is live,
+      // the unsubscribe has taken effect too.
+      b.bus.subscribe('z');
+      await b.bus.whenLive('z');
+      await a.bus.publish('x', text('two'));
+      await a.bus.publish('y', text('marker'));
+      await b.events.until(() => b.events.on('y').length === 1, 'the marker published after');
+      assert.deepEqual(b.events.on('x'), ['one']);
+    },
+  },
+  {
+    name: 'messages from one publisher arrive in the order they were published',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t);
+      b.bus.subscribe('p');
+      b.bus.subscribe('q');
+      await Promise.all([b.bus.whenLive('p'), b.bus.whenLive('q')]);
+      const sent = Array.from({ length: 300 }, (_, i) => ({ channel: i % 3 === 0 ? 'q' : 'p', body: String(i) }));
+      // Not awaited one by one: all in flight at once.
+      await Promise.all(sent.map((m) => a.bus.publish(m.channel, text(m.body))));
+      await b.events.until(() => b.events.received.length === sent.length, 'every message');
+      assert.deepEqual(
+        b.events.received.map((m) => ({ channel: m.channel, body: m.payload.toString() })),
+        sent,
+      );
+    },
+  },
+  {
+    name: 'publish while the backend is down rejects at once with sent === false',
+    run: async (h, t) => {
+      const down = h.unreachable(t);
+      if (typeof down === 'string') return t.skip(down);
+      const { bus } = await down;
+      assert.equal(bus.ready, false);
+      const started = Date.now();
+      await refusedUnsent(bus.publish('c', text('lost')));
+      assert.ok(Date.now() - started < 1000, 'refused at once, not after a timeout');
+    },
+  },
+  {
+    name: 'an outage: readiness false while down; back, readiness true and channels subscribed before it deliver again',
+    run: async (h, t) => {
+      const outage = h.outage();
+      if (typeof outage === 'string') return t.skip(outage);
+      const { a, b } = await h.pair(t);
+      b.bus.subscribe('o');
+      await b.bus.whenLive('o');
+      await outage.stop();
+      try {
+        await b.events.until(() => b.events.states.at(-1) === false, 'readiness false');
+        await a.events.until(() => a.events.states.at(-1) === false, 'readiness false on the publisher');
+        assert.equal(b.bus.ready, false);
+      } finally {
+        await outage.start();
+      }
+      await b.events.until(() => b.events.states.at(-1) === true, 'readiness true again', 15_000);
+      await a.events.until(() => a.events.states.at(-1) === true, 'readiness true again on the publisher', 15_000);
+      await within(b.bus.whenLive('o'), 5000, 'the channel to be live again');
+      await a.bus.publish('o', text('after'));
+      await b.events.until(() => b.events.on('o').includes('after'), 'a message after the outage');
+      assert.deepEqual(b.events.on('o'), ['after']);
+      assert.deepEqual(b.events.states, [true, false, true], 'one edge each way');
+    },
+  },
+  {
+    name: 'close: readiness false once, not ready, publishes refused unsent, waiters released, a second close is harmless',
+    run: async (h, t) => {
+      const { b } = await h.pair(t);
+      await b.bus.close();
+      assert.equal(b.bus.ready, false);
+      assert.deepEqual(b.events.states, [true, false]);
+      await refusedUnsent(b.bus.publish('c', text('after close')));
+      b.bus.subscribe('c');
+      await within(b.bus.whenLive('c'), 5000, 'whenLive on a closed bus');
+      await b.bus.close();
+      assert.deepEqual(b.events.states, [true, false]);
+    },
+  },
+];
+
+const memory: Harness = {
+  name: 'MemoryBus',
+  pair: async (t) => {
+    const one = await started(t, new MemoryBus(), true);
+    return { a: one, b: one };
+  },
+  unreachable: () => 'the in-process bus has no backend to lose',
+  outage: () => 'the in-process bus has no backend to lose',
+};
+
+function redisHarness(redis: () => RedisHandle): Harness {
+  const quiet = pino({ level: 'silent' });
+  const make = (url: string, prefix: string): RedisBus =>
+    new RedisBus({ url, prefix, timeoutMs: 2000, probeIntervalMs: 200, probeTimeoutMs: 3000 }, new Stats(), quiet);
+  return {
+    name: 'RedisBus',
+    pair: async (t) => {
+      const prefix = uniquePrefix();
+      const [a, b] = await Promise.all([started(t, make(redis().url, prefix), true), started(t, make(redis().url, prefix), true)]);
+      return { a, b };
+    },
+    unreachable: (t) => freePort().then((port) => started(t, make(`redis://127.0.0.1:${port}`, uniquePrefix()), false)),
+    outage: () => {
+      const handle = redis();
+      return handle.restartUnsupported ?? { stop: () => handle.stop(), start: () => handle.start() };
+    },
+  };
+}
+
+describe('Bus contract', { timeout: 120_000 }, () => {
+  let redis: RedisHandle | null = null;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(() => redis?.close());
+  const harnesses = [memory, redisHarness(() => redis!)];
+  for (const harness of harnesses) {
+    describe(harness.name, () => {
+      for (const c of CASES) test(c.name, { timeout: 30_000 }, (t) => c.run(harness, t));
+    });
+  }
+});
