@@ -1,16 +1,14 @@
 // A local Redis Cluster for tests and tools: six redis-server processes on loopback (three
 // masters, three replicas), joined by `redis-cli --cluster create --cluster-replicas 1`. Each node
-// keeps its files (nodes.conf, its log, the AOF when asked) in a temp dir of its own, so a killed
-// node restarts as the same cluster member.
-//
-// Self-contained for now: the kit's process helpers (process.ts, ports.ts) were not on main when
-// this was written; the small spawn/port/wait pieces below are to be replaced by them (dedup).
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+// keeps its files (nodes.conf, the AOF when asked) in a temp dir of its own, so a killed node
+// restarts as the same cluster member. Processes, ports and waits are the kit's.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './ports.js';
+import { type Proc, startProc } from './process.js';
+import { waitUntil } from './wait.js';
 
 /** Hash slots in every Redis Cluster. */
 export const CLUSTER_SLOTS = 16_384;
@@ -38,7 +36,7 @@ export interface Address {
 export interface ClusterNode extends Address {
   /** The cluster bus port (cluster-port), chosen free rather than port + 10000. */
   readonly busPort: number;
-  /** This node's dir: nodes.conf, redis.log, the AOF. */
+  /** This node's dir: nodes.conf, the AOF. */
   readonly dir: string;
   /** The running process's id, or undefined while killed. */
   readonly pid: number | undefined;
@@ -86,24 +84,6 @@ export interface RedisCluster {
 const HOST = '127.0.0.1';
 const NODE_READY_MS = 10_000;
 
-// Children outlive this process unless killed: whatever still runs when it exits goes too.
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : -1;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Runs redis-cli; resolves its stdout, rejects with its stderr/stdout when it fails. */
 function cli(args: readonly string[], timeoutMs = 5000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -114,13 +94,9 @@ function cli(args: readonly string[], timeoutMs = 5000): Promise<string> {
   });
 }
 
-async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
+/** Polls check until it holds; a check that throws (a node not answering yet) counts as not yet. */
+function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  return waitUntil(() => check().catch(() => false), { timeoutMs, intervalMs: 100, what });
 }
 
 /** CLUSTER INFO / INFO text as fields. */
@@ -165,7 +141,7 @@ interface Member {
   readonly port: number;
   readonly busPort: number;
   readonly dir: string;
-  proc: ChildProcess | null;
+  proc: Proc | null;
 }
 
 /** Starts a six-node cluster (by default) and resolves once it is healthy; kills what it started on failure. */
@@ -178,7 +154,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   const taken = new Set<number>();
   const pick = async (): Promise<number> => {
     for (;;) {
-      const port = await freePort();
+      const port = await freePort(HOST);
       if (!taken.has(port)) {
         taken.add(port);
         return port;
@@ -201,7 +177,6 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       '--bind', HOST,
       '--protected-mode', 'no',
       '--dir', m.dir,
-      '--logfile', 'redis.log',
       '--cluster-enabled', 'yes',
       '--cluster-port', String(m.busPort),
       '--cluster-config-file', 'nodes.conf',
@@ -211,28 +186,16 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       '--save', '',
       '--appendonly', options.appendonly === true ? 'yes' : 'no',
     ];
-    const proc = spawn('redis-server', args, { stdio: 'ignore' });
-    live.add(proc);
-    proc.once('exit', () => live.delete(proc));
-    m.proc = proc;
-    try {
-      await until(`redis-server on port ${m.port}`, NODE_READY_MS, async () => {
-        if (proc.exitCode !== null) throw new Error('exited');
-        return (await cli(['-h', HOST, '-p', String(m.port), 'PING'], 1000)).trim() === 'PONG';
-      });
-    } catch (err) {
-      throw new Error(`redis-server on port ${m.port} did not start: ${(err as Error).message}\n${logTail(m)}`);
-    }
+    m.proc = startProc(`redis-cluster:${m.port}`, 'redis-server', args);
+    await m.proc.waitForLine(/Ready to accept connections/, NODE_READY_MS);
   };
 
   const killNode = async (m: Member): Promise<void> => {
     const proc = m.proc;
     m.proc = null;
-    if (proc === null || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((resolve) => proc.once('exit', resolve));
-    proc.kill('SIGCONT'); // a paused node must still die
-    proc.kill('SIGKILL');
-    await exited;
+    if (proc === null) return;
+    proc.child.kill('SIGCONT'); // a paused node must still die
+    await proc.stop('SIGKILL');
   };
 
   let stopped = false;
@@ -244,7 +207,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   };
 
   const command = (port: number, ...args: string[]): Promise<string> => cli(['-h', HOST, '-p', String(port), ...args]);
-  const running = (): Member[] => members.filter((m) => m.proc !== null && m.proc.exitCode === null);
+  const running = (): Member[] => members.filter((m) => m.proc !== null && m.proc.child.exitCode === null);
 
   const roles = async (): Promise<NodeRole[]> => {
     let lastErr: unknown = new Error('no node is running');
@@ -295,7 +258,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       return m.proc?.pid;
     },
     get running() {
-      return m.proc !== null && m.proc.exitCode === null;
+      return m.proc !== null && m.proc.child.exitCode === null;
     },
   }));
   const seeds = members.map((m) => ({ host: HOST, port: m.port }));
@@ -312,8 +275,8 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     },
     waitHealthy,
     kill: (port) => killNode(byPort(port)),
-    pause: (port) => void byPort(port).proc?.kill('SIGSTOP'),
-    resume: (port) => void byPort(port).proc?.kill('SIGCONT'),
+    pause: (port) => void byPort(port).proc?.child.kill('SIGSTOP'),
+    resume: (port) => void byPort(port).proc?.child.kill('SIGCONT'),
     async restart(port) {
       const m = byPort(port);
       if (m.proc !== null) throw new Error(`cluster node ${port} is running`);
@@ -321,12 +284,4 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     },
     stop,
   };
-}
-
-function logTail(m: Member): string {
-  try {
-    return readFileSync(join(m.dir, 'redis.log'), 'utf8').split('\n').slice(-20).join('\n');
-  } catch {
-    return '(no log)';
-  }
 }
