@@ -6,6 +6,7 @@ import { type TestContext, after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { type Bus, type BusListener, BusUnavailableError } from '../../services/gateway/src/bus/bus.js';
 import { MemoryBus } from '../../services/gateway/src/bus/memory.js';
+import type { Position } from '../../services/gateway/src/bus/position.js';
 import { RedisBus } from '../../services/gateway/src/bus/redis.js';
 import { Stats } from '../../services/gateway/src/stats.js';
 import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
@@ -14,11 +15,20 @@ import { freePort, within } from '../helpers/wait.js';
 /** Everything a bus told its listener, with a way to await the next thing. */
 class Recorder implements BusListener {
   readonly received: { channel: string; payload: Buffer }[] = [];
+  /** With history on: each message's position, in arrival order. */
+  readonly positions: { channel: string; offset: number; epoch: string }[] = [];
+  readonly losses: { channel: string; offset: number; epoch: string }[] = [];
   readonly states: boolean[] = [];
   private waiters: (() => void)[] = [];
 
-  message(channel: string, payload: Buffer): void {
+  message(channel: string, payload: Buffer, position?: Position): void {
     this.received.push({ channel, payload: Buffer.from(payload) });
+    if (position !== undefined) this.positions.push({ channel, offset: position.offset, epoch: position.epoch });
+    this.wake();
+  }
+
+  lost(channel: string, position: Position): void {
+    this.losses.push({ channel, offset: position.offset, epoch: position.epoch });
     this.wake();
   }
 
@@ -45,6 +55,11 @@ class Recorder implements BusListener {
   }
 }
 
+interface HistoryOptions {
+  readonly size: number;
+  readonly ttlS: number;
+}
+
 interface Subject {
   readonly bus: Bus;
   readonly events: Recorder;
@@ -52,8 +67,12 @@ interface Subject {
 
 interface Harness {
   readonly name: string;
-  /** Two started, ready buses on one backend: a publishes, b subscribes (one and the same in-process bus). */
-  pair(t: TestContext): Promise<{ a: Subject; b: Subject }>;
+  /**
+   * Two started, ready buses on one backend: a publishes, b subscribes (one and the same
+   * in-process bus). history: HISTORY_SIZE and HISTORY_TTL_S, or null (off) for the cases about
+   * plain delivery, whose payloads are not client frames.
+   */
+  pair(t: TestContext, history?: HistoryOptions | null): Promise<{ a: Subject; b: Subject }>;
   /** A started bus whose backend cannot be reached, or why there is none. */
   unreachable(t: TestContext): Promise<Subject> | string;
   /** Takes the backend down and back, or why it cannot. */
@@ -212,8 +231,8 @@ const CASES: readonly Case[] = [
 
 const memory: Harness = {
   name: 'MemoryBus',
-  pair: async (t) => {
-    const one = await started(t, new MemoryBus(), true);
+  pair: async (t, history = null) => {
+    const one = await started(t, new MemoryBus({ history }), true);
     return { a: one, b: one };
   },
   unreachable: () => 'the in-process bus has no backend to lose',
@@ -222,13 +241,16 @@ const memory: Harness = {
 
 function redisHarness(redis: () => RedisHandle): Harness {
   const quiet = pino({ level: 'silent' });
-  const make = (url: string, prefix: string): RedisBus =>
-    new RedisBus({ url, prefix, timeoutMs: 2000, probeIntervalMs: 200, probeTimeoutMs: 3000 }, new Stats(), quiet);
+  const make = (url: string, prefix: string, history: HistoryOptions | null = null): RedisBus =>
+    new RedisBus({ url, prefix, timeoutMs: 2000, probeIntervalMs: 200, probeTimeoutMs: 3000, history }, new Stats(), quiet);
   return {
     name: 'RedisBus',
-    pair: async (t) => {
+    pair: async (t, history = null) => {
       const prefix = uniquePrefix();
-      const [a, b] = await Promise.all([started(t, make(redis().url, prefix), true), started(t, make(redis().url, prefix), true)]);
+      const [a, b] = await Promise.all([
+        started(t, make(redis().url, prefix, history), true),
+        started(t, make(redis().url, prefix, history), true),
+      ]);
       return { a, b };
     },
     unreachable: (t) => freePort().then((port) => started(t, make(`redis://127.0.0.1:${port}`, uniquePrefix()), false)),

@@ -11,6 +11,7 @@ import { Stats } from '../../services/gateway/src/stats.js';
 class RecordingBus implements Bus {
   readonly kind = 'memory';
   readonly ready = true;
+  readonly history = null;
   readonly calls: string[] = [];
 
   setListener(_listener: BusListener): void {}
