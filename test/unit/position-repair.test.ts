@@ -280,12 +280,12 @@ describe('GapRepair: offsets going backwards under one epoch (a failover lost wr
     assert.equal(host.fences.length, 1, 'one fence for the channel');
     assert.deepEqual(host.fences[0]!.observed, { offset: 5, epoch: E });
     assert.deepEqual(host.out, names([1, 2, 3, 4, 5]), 'nothing delivered while fencing');
-    feed(repair, [6], 'E2'); // published after the fence moved the history (offsets go on), before its reply
-    repair.fenced('c', host.fences[0]!.id, { offset: 5, epoch: 'E2' });
+    feed(repair, [1], 'E2'); // published after the fence reset the history, before its reply
+    repair.fenced('c', host.fences[0]!.id, { offset: 0, epoch: 'E2' }, 3);
     feed(repair, [6]); // a late publish under the fenced-away epoch
-    feed(repair, [7], 'E2');
-    assert.deepEqual(host.out, [...names([1, 2, 3, 4, 5]), 'lost E2:5', ...names([6, 7], 'E2')]);
-    assert.deepEqual([counts.busLost, counts.busRewound, counts.busDuplicates], [1, 0, 0]);
+    feed(repair, [2], 'E2');
+    assert.deepEqual(host.out, [...names([1, 2, 3, 4, 5]), 'lost E2:0', ...names([1, 2], 'E2')]);
+    assert.deepEqual([counts.busLost, counts.busRewound, counts.busDuplicates], [1, 2, 0]);
   });
 
   test('a top behind what was heard after a reconnect fences; offsets the new master lacks count as rewound', () => {
@@ -294,9 +294,9 @@ describe('GapRepair: offsets going backwards under one epoch (a failover lost wr
     repair.connectionLost();
     repair.top('c', { offset: 3, epoch: E });
     assert.deepEqual(host.fences.map((f) => f.observed), [{ offset: 5, epoch: E }]);
-    repair.fenced('c', host.fences[0]!.id, { offset: 3, epoch: 'E2' });
-    feed(repair, [4], 'E2');
-    assert.deepEqual(host.out, [...names([1, 2, 3, 4, 5]), 'lost E2:3', ...names([4], 'E2')]);
+    repair.fenced('c', host.fences[0]!.id, { offset: 0, epoch: 'E2' }, 3);
+    feed(repair, [1], 'E2');
+    assert.deepEqual(host.out, [...names([1, 2, 3, 4, 5]), 'lost E2:0', ...names([1], 'E2')]);
     assert.deepEqual([counts.busLost, counts.busRewound], [1, 2]);
   });
 
@@ -305,7 +305,7 @@ describe('GapRepair: offsets going backwards under one epoch (a failover lost wr
     feed(repair, [1, 2, 3]);
     repair.connectionLost();
     feed(repair, [3]);
-    repair.fenced('c', host.fences[0]!.id, { offset: 3, epoch: E });
+    repair.fenced('c', host.fences[0]!.id, { offset: 3, epoch: E }, 3);
     feed(repair, [4]);
     assert.deepEqual([host.out, counts.busLost, counts.busDuplicates], [names([1, 2, 3, 4]), 0, 1]);
   });

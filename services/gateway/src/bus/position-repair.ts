@@ -34,7 +34,7 @@ export interface RepairHost {
   /**
    * The channel's offsets went backwards under epoch: observed is the furthest position heard.
    * Move its history to a new epoch unless it still stands at or past observed (the fence script),
-   * then call fenced(channel, id, position now) or repairFailed(channel, id). Optional: without it a
+   * then call fenced(channel, id, position now, top found) or repairFailed(channel, id). Optional: without it a
    * backwards offset counts as a duplicate, as before.
    */
   fence?(channel: string, id: number, observed: Position): void;
@@ -207,18 +207,19 @@ export class GapRepair {
   }
 
   /**
-   * The fence for id came back with the channel's position now. Another epoch: the history was
-   * moved past what went backwards; the offsets heard beyond its top are counted as rewound, and
-   * one `lost` at the new position tells the clients. The same epoch: nothing went backwards.
+   * The fence for id came back with the channel's position now and the top it found. Another
+   * epoch: the history went backwards and was declared lost; the offsets heard beyond the top
+   * found are counted as rewound, and one `lost` at the new position tells the clients. The same
+   * epoch: nothing went backwards.
    */
-  fenced(channel: string, id: number, position: Position): void {
+  fenced(channel: string, id: number, position: Position, found: number): void {
     const state = this.channels.get(channel);
     const repair = state?.repair;
     if (state === undefined || repair === null || repair === undefined || repair.id !== id || !repair.fence) return;
     state.repair = null;
     state.connection = this.connection;
     if (position.epoch !== repair.epoch) {
-      this.counts.busRewound += Math.max(0, repair.to - position.offset);
+      this.counts.busRewound += Math.max(0, repair.to - found);
       this.counts.busLost++;
       this.host.lost(channel, position);
       state.retired = repair.epoch;
