@@ -7,6 +7,7 @@ import type { Bus } from './bus/bus.js';
 import type { ObserveHistoryRead } from './bus/history-reads.js';
 import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
+import { ClusterBus } from './bus/redis-cluster.js';
 import { Disconnect, UpgradeRejectReason } from './codes.js';
 import type { Config } from './config.js';
 import { createHttpHandler } from './http.js';
@@ -29,6 +30,21 @@ export interface Gateway {
 function createBus(config: Config, stats: Stats, log: Logger, observeHistoryRead: ObserveHistoryRead): Bus {
   // HISTORY_SIZE=0: no history, no positions; the bus publishes as before history existed.
   const history = config.historySize === 0 ? null : { size: config.historySize, ttlS: config.historyTtlS };
+  if (config.redisClusterNodes !== undefined) {
+    return new ClusterBus(
+      {
+        nodes: config.redisClusterNodes,
+        prefix: config.redisPrefix,
+        timeoutMs: config.redisTimeoutMs,
+        probeIntervalMs: config.busProbeIntervalMs,
+        probeTimeoutMs: config.busProbeTimeoutMs,
+        history,
+        observeHistoryRead,
+      },
+      stats,
+      log.child({ component: 'bus' }),
+    );
+  }
   if (config.redisUrl === undefined) {
     stats.busConnected.publisher = 1;
     stats.busConnected.subscriber = 1;
