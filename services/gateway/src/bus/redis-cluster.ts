@@ -205,7 +205,9 @@ export class ClusterBus implements Bus {
   subscribe(channel: string): void {
     this.tracker.hold(channel);
     this.want(channel);
-    this.sync();
+    // Its own SSUBSCRIBE now (a full sync per subscribe would cost O(channels) each); without a
+    // master known or a connection, the next sync sends it.
+    if (!this.closed && this.cluster.status === 'ready' && this.shards.shardOf(channel) !== UNKNOWN_SHARD) this.send([channel]);
   }
 
   unsubscribe(channel: string): void {
