@@ -162,11 +162,11 @@ function subscribe(ctx: ConnectionContext, client: Client, command: Subscribe): 
     () => client.commandSettled(),
     (err: Error) => {
       client.commandSettled();
-      // The bus closed (shutdown) while waiting, or a history read failed: the subscribe fails as
-      // a whole, so the client never holds a channel whose position it was not told.
-      if (recovering !== undefined) ctx.hub.abandonRecovery(client, command.channel, recovering);
-      else if (ctx.bus.history !== null && result === 'subscribed') ctx.hub.unsubscribe(client, command.channel);
-      if (id !== undefined && ctx.bus.ready) sendRefusal(ctx, client, { refusal: Refusal.BusUnavailable, detail: `subscribe failed: ${err.message}` }, id);
+      if (recovering === undefined) return; // the bus closed while waiting (shutdown): no reply, as without history
+      // The recovery's read failed (Redis down or slow): the subscribe fails as a whole, never a
+      // partial replay, and the client may send it again.
+      ctx.hub.abandonRecovery(client, command.channel, recovering);
+      if (id !== undefined) sendRefusal(ctx, client, { refusal: Refusal.BusUnavailable, detail: `history could not be read: ${err.message}` }, id);
     },
   );
 }
@@ -185,7 +185,7 @@ async function acknowledge(ctx: ConnectionContext, client: Client, command: Subs
   const asked = since === undefined ? undefined : false;
   if (recovery === undefined) {
     if (id === undefined) return;
-    const position = history === null ? null : await history.top(channel, HistoryReadPurpose.Top);
+    const position = history === null ? null : await history.top(channel, HistoryReadPurpose.Top).catch(noPosition);
     client.reply(encodeAck(id, position, asked));
     return;
   }
@@ -195,6 +195,13 @@ async function acknowledge(ctx: ConnectionContext, client: Client, command: Subs
   if (id !== undefined) client.reply(encodeAck(id, result.position, result.outcome.recovered));
   for (const m of result.messages) client.deliver(textFrame(m.bytes));
 }
+
+/**
+ * A subscribe acked once live whose position could not be read (the publisher connection is
+ * still reconnecting): the subscription stands and is acked without a position, as with history
+ * off; its messages carry theirs.
+ */
+const noPosition = (): null => null;
 
 function publish(
   ctx: ConnectionContext,

@@ -147,7 +147,7 @@ export function encodeError(code: ErrorCode, message: string, id?: RequestId): B
  */
 export function encodeAck(id: RequestId, position?: Position | null, recovered?: boolean): Buffer {
   const body: { op: 'ack'; id: RequestId; offset?: number; epoch?: string; recovered?: boolean } = { op: 'ack', id };
-  if (position != null) {
+  if (position !== null && position !== undefined) {
     body.offset = position.offset;
     body.epoch = position.epoch;
   }
