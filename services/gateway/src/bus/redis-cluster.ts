@@ -383,6 +383,9 @@ export class ClusterBus implements Bus {
         changed: (ok, why) => {
           if (ok) this.log.info({ shard }, 'bus probe came back on this shard: messages flow');
           else if (why === 'timeout') this.log.warn({ shard, timeoutMs: this.options.probeTimeoutMs }, 'bus probe did not come back on this shard');
+          // Confirmed but silent (a reply that reached a master the slot map had already left):
+          // subscribe the shard's channels again and check them against their streams.
+          if (why === 'timeout') this.lose(shard, 'probe did not come back');
           this.emitReadiness();
         },
       },
