@@ -4,11 +4,19 @@
 // (PUBSUB CHANNELS), with history on and off; and recovery with `since` across shards and gateways.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Cluster } from 'ioredis';
+import { pino } from 'pino';
+import type { BusListener } from '../../services/gateway/src/bus/bus.js';
+import { historyKeys } from '../../services/gateway/src/bus/history-redis.js';
+import type { Position } from '../../services/gateway/src/bus/position.js';
+import { ClusterBus } from '../../services/gateway/src/bus/redis-cluster.js';
 import { keySlot } from '../../services/gateway/src/bus/shards.js';
+import { Stats } from '../../services/gateway/src/stats.js';
 import { type NodeRole, type RedisCluster, startRedisCluster } from '../../tools/kit/src/redis-cluster.js';
 import { TestClient } from '../helpers/client.js';
 import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
 import { uniquePrefix } from '../helpers/redis.js';
+import { waitUntil } from '../helpers/wait.js';
 
 describe('gateways on Redis Cluster', { timeout: 180_000 }, () => {
   let rc: RedisCluster;
@@ -156,5 +164,51 @@ describe('gateways on Redis Cluster', { timeout: 180_000 }, () => {
       assert.deepEqual(got.map((f) => (f.data as { n: number }).n), [4, 5, 6, 7, 8, 9], `missed then live on ${channel}, each once`);
       assert.deepEqual(got.map((f) => f.offset), [4, 5, 6, 7, 8, 9]);
     }
+  });
+
+  test('history went backwards under one epoch (a failover lost acknowledged writes): the channel is fenced into a new epoch, one lost, no offset reused', async (t) => {
+    const prefix = uniquePrefix();
+    const quiet = pino({ level: 'silent' });
+    const events: { kind: 'message' | 'lost'; offset: number; epoch: string }[] = [];
+    const listener: BusListener = {
+      message: (_c, _p, position?: Position) => void events.push({ kind: 'message', offset: position!.offset, epoch: position!.epoch }),
+      lost: (_c, position) => void events.push({ kind: 'lost', ...position }),
+      readiness: () => undefined,
+    };
+    const options = { nodes: rc.seeds, prefix, timeoutMs: 2000, probeIntervalMs: 200, probeTimeoutMs: 3000, history: { size: 100, ttlS: 60 } };
+    const stats = new Stats();
+    const [pub, sub] = [new ClusterBus(options, new Stats(), quiet), new ClusterBus(options, stats, quiet)];
+    sub.setListener(listener);
+    pub.setListener({ message: () => undefined, lost: () => undefined, readiness: () => undefined });
+    t.after(() => Promise.all([pub.close(), sub.close()]));
+    await Promise.all([pub.start(), sub.start()]);
+    await waitUntil(() => pub.ready && sub.ready, { timeoutMs: 20_000, what: 'both buses ready' });
+    const frame = (n: number): Buffer => Buffer.from(`{"op":"message","channel":"f","data":${n}}`);
+    sub.subscribe('f');
+    await sub.whenLive('f');
+    for (let n = 1; n <= 5; n++) await pub.publish('f', frame(n));
+    await waitUntil(() => events.length === 5, { timeoutMs: 10_000, what: 'offsets 1-5 delivered' });
+    const epoch = events[0]!.epoch;
+
+    // What a promoted replica that missed offsets 4 and 5 looks like, while the subscriber is cut off.
+    const direct = new Cluster([...rc.seeds]);
+    direct.on('error', () => undefined);
+    t.after(() => direct.disconnect());
+    const { meta, stream } = historyKeys(prefix, 'f');
+    await direct.hset(meta, 'o', '3');
+    await direct.xdel(stream, '4-0', '5-0');
+    const owner = await rc.masterOf(keySlot(`${prefix}{f}`));
+    await rc.command(owner.port, 'CLIENT', 'KILL', 'TYPE', 'pubsub');
+
+    await waitUntil(() => events.some((e) => e.kind === 'lost'), { timeoutMs: 15_000, what: 'the fence and its lost frame' });
+    const lost = events.find((e) => e.kind === 'lost')!;
+    assert.notEqual(lost.epoch, epoch, 'a new epoch');
+    assert.equal(lost.offset, 0, 'from offset 0: the old history counts as lost');
+    assert.equal(stats.busRewound, 2, 'offsets 4 and 5 went back');
+    assert.equal(await direct.hget(meta, 'e'), lost.epoch, 'stored: every gateway sees the new epoch');
+    await sub.whenLive('f');
+    await pub.publish('f', frame(6));
+    await waitUntil(() => events.at(-1)?.kind === 'message' && events.at(-1)!.epoch === lost.epoch, { timeoutMs: 10_000, what: 'the next message' });
+    assert.deepEqual(events.at(-1), { kind: 'message', offset: 1, epoch: lost.epoch }, 'offset 4 is never reused under the old epoch');
   });
 });
