@@ -192,6 +192,7 @@ export const SETTINGS = {
   rateLimitBurst: int('RATE_LIMIT_BURST', 1, 1_000_000, 2000, 'Bucket size; more refused in one second closes with 1008.'),
   handshakeTimeoutMs: int('HANDSHAKE_TIMEOUT_MS', 100, 120_000, 10_000, 'Headers, body and upgrade must arrive this fast.'),
   permessageDeflate: flag('PERMESSAGE_DEFLATE', false, 'Accept compressed frames from clients (bounded).'),
+  serveClient: flag('SERVE_CLIENT', true, 'Serve the demo page at / and the SDK bundle at /hubcast.js.'),
 } as const;
 
 type Settings = typeof SETTINGS;

@@ -12,6 +12,7 @@ import { createHttpHandler } from './http.js';
 import { Hub } from './hub.js';
 import { listen } from './listen.js';
 import { createMetrics } from './metrics.js';
+import { loadClientFiles } from './static.js';
 import { Stats } from './stats.js';
 import { createUpgradeHandler } from './upgrade.js';
 
@@ -79,7 +80,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       requestTimeout: config.handshakeTimeoutMs,
       connectionsCheckingInterval: Math.min(1000, Math.ceil(config.handshakeTimeoutMs / 4)),
     },
-    createHttpHandler({ bus, stats, registry: metrics.registry, log, maxMessageBytes: config.maxMessageBytes, auth, isDraining }),
+    createHttpHandler({
+      bus,
+      stats,
+      registry: metrics.registry,
+      log,
+      maxMessageBytes: config.maxMessageBytes,
+      auth,
+      staticFiles: loadClientFiles(config.serveClient, log),
+      isDraining,
+    }),
   );
   const upgrades = createUpgradeHandler({
     hub,

@@ -6,6 +6,7 @@ import { type Auth, type Grant, isAuthFailure } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import { ErrorCode, PublishRejectReason } from './codes.js';
 import { isProtocolError, parsePublishBody, tryEncodeMessage } from './protocol.js';
+import { type StaticFiles, serveStatic } from './static.js';
 import type { Stats } from './stats.js';
 
 export interface HttpContext {
@@ -15,6 +16,8 @@ export interface HttpContext {
   readonly log: Logger;
   readonly maxMessageBytes: number;
   readonly auth: Auth;
+  /** GET / and /hubcast.js (static.ts). */
+  readonly staticFiles: StaticFiles;
   isDraining(): boolean;
 }
 
@@ -52,6 +55,8 @@ function createRouter(ctx: HttpContext): (req: IncomingMessage, res: ServerRespo
     const path = (req.url ?? '/').split('?', 1)[0];
     const method = req.method ?? 'GET';
     const read = method === 'GET' || method === 'HEAD';
+    const file = ctx.staticFiles.get(path);
+    if (file !== undefined) return read ? serveStatic(file, req, res) : methodNotAllowed(res, 'GET, HEAD');
     switch (path) {
       case '/publish':
         if (method !== 'POST') return methodNotAllowed(res, 'POST');
