@@ -9,6 +9,7 @@ import { Client, type ClientLimits } from './client.js';
 import { ErrorCode, UpgradeRejectReason } from './codes.js';
 import { type ConnectionContext, attachConnection } from './connection.js';
 import { isProtocolError, parseChannelsQuery } from './protocol.js';
+import { encodeWelcome, wantsWelcome } from './welcome.js';
 
 /** Longest wait for ?channels to go live before opening anyway (the bus may have just dropped). */
 const SUBSCRIBE_WAIT_MS = 5000;
@@ -210,6 +211,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): UpgradeHandler {
           socket.off('error', onError);
           const client = new Client(nextId++, ws, socket, ctx.limits, ctx.stats, ctx.hub);
           ctx.hub.register(client);
+          if (wantsWelcome(req.url)) client.reply(encodeWelcome(socket.localAddress, socket.localPort)); // first frame
           for (const channel of channels) ctx.hub.subscribe(client, channel);
           attachConnection(ctx, client, grant);
           ctx.log.debug({ client: client.id, channels: channels.length }, 'client connected');
