@@ -12,6 +12,7 @@ import { createHttpHandler } from './http.js';
 import { Hub } from './hub.js';
 import { listen } from './listen.js';
 import { createMetrics } from './metrics.js';
+import { PublishPipeline } from './publish.js';
 import { loadClientFiles } from './static.js';
 import { Stats } from './stats.js';
 import { createUpgradeHandler } from './upgrade.js';
@@ -72,6 +73,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   });
 
   const auth = new Auth(config);
+  const publishing = { bus, stats, maxMessageBytes: config.maxMessageBytes };
   const server = createServer(
     {
       // Against slowloris: a request must complete its headers (and a body its upload) in time;
@@ -82,11 +84,12 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     },
     createHttpHandler({
       bus,
-      stats,
       registry: metrics.registry,
       log,
       maxMessageBytes: config.maxMessageBytes,
       auth,
+      allowedOrigins: config.allowedOrigins,
+      httpPublishes: new PublishPipeline(publishing, 'http'),
       staticFiles: loadClientFiles(config.serveClient, log),
       isDraining,
     }),
@@ -104,6 +107,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     allowedOrigins: config.allowedOrigins,
     rateLimitPerSec: config.rateLimitPerSec,
     rateLimitBurst: config.rateLimitBurst,
+    wsPublishes: new PublishPipeline(publishing, 'ws'),
     auth,
     limits: config,
     isDraining,
