@@ -45,6 +45,7 @@ const DEFAULTS = {
   rateLimitBurst: 2000,
   handshakeTimeoutMs: 10000,
   permessageDeflate: false,
+  serveClient: true,
 };
 
 /** Asserts loadConfig(env) throws a one-line ConfigError for `variable`, and returns it. */
@@ -94,6 +95,7 @@ const INVALID: Record<(typeof CONFIG_VARIABLES)[number], string[]> = {
   RATE_LIMIT_BURST: ['0', '1000001', 'big'],
   HANDSHAKE_TIMEOUT_MS: ['99', '120001', '10s'],
   PERMESSAGE_DEFLATE: ['yes', '1', 'TRUE', 'on'],
+  SERVE_CLIENT: ['no', '0', 'False', 'off'],
 };
 
 describe('loadConfig', () => {
