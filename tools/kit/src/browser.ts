@@ -48,11 +48,15 @@ export async function launchChromium(): Promise<Browser> {
   };
 }
 
-/** Every console error and uncaught exception on the page, from now on. */
+/**
+ * Every console error and uncaught exception on the page, from now on. The browser's own
+ * /favicon.ico request (no page asks for it; the gateway serves no such file) is not the page's.
+ */
 export function pageErrors(page: Page): string[] {
   const errors: string[] = [];
   page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
+    if (msg.type() !== 'error' || new URL(msg.location().url || 'about:blank').pathname === '/favicon.ico') return;
+    errors.push(`console: ${msg.text()}`);
   });
   page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
   return errors;
