@@ -142,15 +142,23 @@ describe('the SDK in chromium pages, through HAProxy', { timeout: 150_000 }, () 
   const start = (page: Page, name: string, options: StartOptions): Promise<void> =>
     page.evaluate(`window.hub.start(${JSON.stringify(name)}, ${JSON.stringify({ url: wsUrl(), ...options })})`);
   const rec = (page: Page, name: string): Promise<Rec> => page.evaluate(`window.hub.rec[${JSON.stringify(name)}]`);
-  const until = (page: Page, name: string, condition: string, what: string, timeoutMs = 15_000): Promise<void> =>
-    within(
-      page.waitForFunction(`(() => { const r = window.hub.rec[${JSON.stringify(name)}]; return r && (${condition}); })()`, undefined, {
-        timeout: timeoutMs,
-        polling: 20,
-      }).then(() => undefined),
-      timeoutMs + 1000,
-      what,
-    );
+  /** Waits for a condition on hub.rec[name] (as `r`); a timeout names what it waited for and what the client saw. */
+  const until = async (page: Page, name: string, condition: string, what: string, timeoutMs = 15_000): Promise<void> => {
+    const check = `(() => { const r = window.hub.rec[${JSON.stringify(name)}]; return r && (${condition}); })()`;
+    try {
+      await page.waitForFunction(check, undefined, { timeout: timeoutMs, polling: 20 });
+    } catch (err) {
+      const r = await rec(page, name).catch(() => undefined);
+      const saw = r && {
+        messages: r.messages.map((m) => [m.data, m.offset]),
+        subscribed: r.subscribed.map(({ wasRecovering, recovered, offset }) => ({ wasRecovering, recovered, offset })),
+        disconnected: r.disconnected.map((d) => d.code),
+        errors: r.errors,
+        gateways: r.gateways,
+      };
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${name} saw ${JSON.stringify(saw)}`, { cause: err });
+    }
+  };
   const gatewayAt = (address: string): ClusterGateway => {
     const g = cluster.gateways.find((c) => new URL(c.url).host === address);
     assert.ok(g, `${address} is a gateway of the cluster`);
