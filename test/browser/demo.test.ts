@@ -15,15 +15,15 @@ import { STATIC_DIR } from '../../services/gateway/src/static.js';
 import { type Cluster, startCluster } from '../../tools/cluster/src/cluster.js';
 import { type Browser, launchChromium, pageErrors } from '../../tools/kit/src/browser.js';
 import { parseMetrics } from '../../tools/kit/src/metrics.js';
-import { waitUntil } from '../../tools/kit/src/wait.js';
+import { waitUntil, within } from '../../tools/kit/src/wait.js';
 
 const publish = (cluster: Cluster, channel: string, data: unknown): Promise<Response> =>
   fetch(`${cluster.lb}/publish`, { method: 'POST', body: JSON.stringify({ channel, data }) });
 
-/** The sum of one series over every gateway of the cluster. */
+/** The sum of one series over every running gateway of the cluster. */
 async function clusterMetric(cluster: Cluster, series: string): Promise<number> {
   let sum = 0;
-  for (const g of cluster.gateways) sum += parseMetrics(await (await fetch(`${g.url}/metrics`)).text()).get(series) ?? 0;
+  for (const g of cluster.gateways.filter((c) => c.proc.child.exitCode === null)) sum += parseMetrics(await (await fetch(`${g.url}/metrics`)).text()).get(series) ?? 0;
   return sum;
 }
 
@@ -37,7 +37,8 @@ describe('demo page in chromium, through HAProxy', { timeout: 120_000 }, () => {
       const m = / (\d{3}) \d+ .* (GET|HEAD|POST) (\S+) HTTP\/1\.1$/.exec(line);
       if (name === 'haproxy' && m) served.push(`${m[1]} ${m[2]} ${m[3]}`);
     };
-    [cluster, browser] = await Promise.all([startCluster({ gatewayEnv: { LOG_LEVEL: 'warn' }, onLog }), launchChromium()]);
+    // DRAIN_MS above HAProxy's detection (fall 2 x inter 1 s): the page's reconnect never meets the closing gateway.
+    [cluster, browser] = await Promise.all([startCluster({ gatewayEnv: { LOG_LEVEL: 'warn', DRAIN_MS: '3500' }, onLog }), launchChromium()]);
   });
   after(async () => {
     await browser?.close();
@@ -70,16 +71,49 @@ describe('demo page in chromium, through HAProxy', { timeout: 120_000 }, () => {
     await page.locator('#publish-result', { hasText: 'Published to news.' }).waitFor();
     await page.locator('#messages tr', { hasText: '"from":"page"' }).waitFor();
 
-    const shot = join(tmpdir(), 'hubcast-demo.png');
-    await page.screenshot({ path: shot });
-    t.diagnostic(`screenshot: ${shot}`);
-
     assert.deepEqual(loaded(), ['200 GET /', '200 GET /hubcast.js']);
     await page.reload();
     await page.locator('#state[data-state="connected"]').waitFor({ timeout: 15_000 });
     // HAProxy logs a request when it completes; the page is connected, so both have.
     await waitUntil(() => loaded().length >= 4, { timeoutMs: 5000, what: 'HAProxy to log the reload' });
     assert.deepEqual(loaded().slice(2), ['304 GET /', '304 GET /hubcast.js'], 'no-cache + ETag: revalidated, not downloaded again');
+    assert.deepEqual(errors, []);
+  });
+
+  test('its gateway stopped (SIGTERM): the page reconnects to another, names it, and shows the recovery and the offsets', async (t) => {
+    const page = await browser.newPage();
+    t.after(() => page.close());
+    const errors = pageErrors(page);
+    await page.goto(`${cluster.lb}/?channels=news,sports`);
+    await page.locator('#events li', { hasText: 'sports: subscribed' }).waitFor({ timeout: 15_000 });
+    const first = (await page.locator('#gateway').textContent())!.split(' ')[0]!;
+    const victim = cluster.gateways.find((g) => new URL(g.url).host === first);
+    assert.ok(victim, `the page names a gateway of the cluster (${first})`);
+    for (const n of [1, 2]) assert.equal((await publish(cluster, 'news', { n })).status, 202);
+    await page.locator('#messages tr[data-channel="news"]', { hasText: '"n":2' }).waitFor();
+
+    victim.proc.child.kill('SIGTERM');
+    await page.locator('#events li', { hasText: 'Disconnected: 1001' }).waitFor({ timeout: 15_000 });
+    // Published while the page is away: the resubscribe recovers it.
+    assert.equal((await publish(cluster, 'news', { n: 3 })).status, 202);
+    await page.locator('#events li', { hasText: 'news: resumed after the reconnect, recovered: true' }).waitFor({ timeout: 15_000 });
+    await page.locator('#state[data-state="connected"]').waitFor();
+    const second = (await page.locator('#gateway').textContent())!.split(' ')[0]!;
+    assert.notEqual(second, first, 'another gateway answered');
+    assert.ok(cluster.gateways.some((g) => new URL(g.url).host === second));
+    assert.equal((await publish(cluster, 'news', { n: 4 })).status, 202);
+    await page.locator('#messages tr[data-channel="news"]', { hasText: '"n":4' }).waitFor();
+    const rows = await page.locator('#messages tr[data-channel="news"]').evaluateAll((trs) =>
+      trs.map((tr) => [tr.getAttribute('data-offset'), tr.querySelector('td.data')!.textContent]),
+    );
+    const offsets = rows.reverse().map(([offset]) => Number(offset));
+    assert.deepEqual(rows.map(([, data]) => data), ['{"n":1}', '{"n":2}', '{"n":3}', '{"n":4}'], 'each once, in order (newest on top)');
+    assert.deepEqual(offsets, offsets.map((_, i) => offsets[0]! + i), 'consecutive offsets, shown');
+
+    assert.equal(await within(victim.proc.exited, 15_000, 'the stopped gateway to exit'), 0);
+    const shot = join(tmpdir(), 'hubcast-demo.png');
+    await page.screenshot({ path: shot });
+    t.diagnostic(`screenshot: ${shot}`);
     assert.deepEqual(errors, []);
   });
 
