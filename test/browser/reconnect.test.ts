@@ -205,7 +205,7 @@ describe('the SDK in chromium pages, through HAProxy', { timeout: 150_000 }, () 
     assert.deepEqual(r.lost, []);
   });
 
-  test('SIGTERM of its gateway with publishes during the reconnect window: every offset once, in order', async () => {
+  test('SIGTERM of its gateway with publishes during the reconnect window: every offset once, in order', async (t) => {
     const page = await openPage();
     // random 0.5: the reconnect after the 1001 waits 250 ms (half of minReconnectDelayMs), a window
     // the publisher below fills.
@@ -242,6 +242,7 @@ describe('the SDK in chromium pages, through HAProxy', { timeout: 150_000 }, () 
     assert.equal(again!.recovered, true);
     const away = r.disconnected[0]!.at;
     const during = accepted.filter((t) => t > away && t < again!.at).length;
+    t.diagnostic(`SIGTERM: ${n} messages, ${during} of them accepted while the client was away (1001 to resubscribed)`);
     assert.ok(during >= 5, `${during} publishes accepted while the client was reconnecting`);
     assertLedger(r.messages, n);
     assert.deepEqual(r.lost, []);
