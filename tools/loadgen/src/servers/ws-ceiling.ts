@@ -57,6 +57,10 @@ function deliver(subscribers: Set<Socket>, frame: Buffer): void {
 
 server.on('upgrade', (req, socket: Socket, head) => {
   const url = new URL(req.url ?? '/', 'http://ceiling');
+  if (url.pathname !== '/pub' && url.pathname !== '/sub') {
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+    return;
+  }
   wss.handleUpgrade(req, socket, head, (ws) => {
     connections++;
     ws.on('close', () => connections--);
