@@ -48,8 +48,8 @@ export function roomsLayout(connections: number, perChannel: number, servers: nu
 }
 
 /**
- * The connections split over load processes in contiguous ranges (a room's members stay in one
- * process), each process's share as (url, count) entries, one per distinct URL, so a broadcast
+ * The connections split over load processes in contiguous ranges (so a room's members share a
+ * process whenever the split falls between rooms, as at every size the bench uses), each process's share as (url, count) entries, one per distinct URL, so a broadcast
  * layout stays one entry per server however many connections.
  */
 export function spread(layout: Layout, processes: number, urlOf: (p: Placement) => string): ConnectTarget[][] {
