@@ -120,7 +120,7 @@ describe('gateways on Redis Cluster', { timeout: 180_000 }, () => {
     for (const port of rc.nodes.map((n) => n.port)) {
       assert.equal((await rc.command(port, 'PUBSUB', 'CHANNELS', `${prefix}*`)).trim(), '', `no classic pub/sub channel of hubcast's on ${port}`);
     }
-    for (const g of gs) assert.equal(await g.metric('hubcast_info{bus="redis-cluster"}'), 1);
+    for (const g of gs) assert.equal(await g.metric('hubcast_info{bus="redis_cluster"}'), 1);
   }
 
   test('history on: every gateway delivers every message on channels over all three shards, in order with offsets; SSUBSCRIBE on the owning master only, no classic PUBLISH', async () => {

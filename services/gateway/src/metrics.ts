@@ -54,7 +54,7 @@ export interface MetricSpec {
 
 // Label sets that are types in codes.ts; `satisfies` keeps each list complete.
 const BUS_CONNECTIONS = Object.keys({ publisher: 0, subscriber: 0 } satisfies Record<BusConnection, 0>);
-const BUS_KINDS = Object.keys({ memory: 0, redis: 0, 'redis-cluster': 0 } satisfies Record<Bus['kind'], 0>);
+const BUS_KINDS = Object.keys({ memory: 0, redis: 0, redis_cluster: 0 } satisfies Record<Bus['kind'], 0>);
 
 const label = (name: string, set: Readonly<Record<string, string>> | readonly string[]): Label => ({
   name,

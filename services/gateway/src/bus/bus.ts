@@ -14,7 +14,7 @@ export interface BusListener {
 }
 
 export interface Bus {
-  readonly kind: 'memory' | 'redis' | 'redis-cluster';
+  readonly kind: 'memory' | 'redis' | 'redis_cluster';
   /** Connected and subscribed: messages published anywhere reach this gateway. */
   readonly ready: boolean;
   /** The channels' history (HISTORY_SIZE > 0), or null when history is off. */

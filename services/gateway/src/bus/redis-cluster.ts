@@ -95,7 +95,7 @@ class ShardProbeCounts implements ProbeCounts {
 }
 
 export class ClusterBus implements Bus {
-  readonly kind = 'redis-cluster';
+  readonly kind = 'redis_cluster';
   readonly origin = randomOrigin(randomBytes(6));
   readonly history: HistoryReads | null;
   private readonly cluster: Cluster;
