@@ -25,31 +25,22 @@ import type { SeedNode } from '../config.js';
 import type { Stats } from '../stats.js';
 import { type Bus, type BusListener, BusUnavailableError } from './bus.js';
 import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
-import type { HistoryRead } from './history-read.js';
-import { type ObserveHistoryRead, HistoryReads } from './history-reads.js';
+import { HistoryReads } from './history-reads.js';
 import { RedisHistory } from './history-redis.js';
 import { GapRepair, type RepairHost } from './position-repair.js';
 import { type Position, type PositionedMessage, hasPosition, messageHead, positionPayload, readEpoch, readOffset } from './position.js';
 import { Probe, type ProbeCounts } from './probe.js';
 import { SequenceStamper, SequenceTracker } from './sequence.js';
 import { ReconnectBound, ShardReadiness, UNKNOWN_SHARD, groupBySlot, isSubscriptionLost, keySlot, mastersOf, nameOnShard } from './shards.js';
+import { NOT_SENT, type RedisBusOptions, published, unconfirmed } from './redis.js';
+import { GapLog, readForRepair } from './repair-reads.js';
 import { SlotRefresh } from './slot-refresh.js';
 
-export interface ClusterBusOptions {
+/** As for one Redis, with seed nodes instead of a URL; history off means SPUBLISH with the envelope. */
+export interface ClusterBusOptions extends Omit<RedisBusOptions, 'url'> {
   /** REDIS_CLUSTER_NODES: where the slot map is first read. */
   readonly nodes: readonly SeedNode[];
-  readonly prefix: string;
-  /** A command (publish, SSUBSCRIBE, history read) unanswered this long fails. */
-  readonly timeoutMs: number;
-  readonly probeIntervalMs: number;
-  readonly probeTimeoutMs: number;
-  /** HISTORY_SIZE and HISTORY_TTL_S; null: history off (SPUBLISH with the envelope). */
-  readonly history: { readonly size: number; readonly ttlS: number } | null;
-  readonly observeHistoryRead?: ObserveHistoryRead;
 }
-
-export const NOT_SENT = 'the message bus is unavailable; the message was not sent';
-export const UNCONFIRMED = 'Redis did not confirm the message; it may still be delivered';
 
 /** The backstop slot-map refresh: a failover SlotRefresh missed is noticed within this long. */
 export const SLOTS_REFRESH_INTERVAL_MS = 5000;
@@ -126,7 +117,7 @@ export class ClusterBus implements Bus {
   private closed = false;
   private started = false;
   private lastReady = false;
-  private gapsLogged = 0;
+  private readonly gapLog = new GapLog();
 
   constructor(
     private readonly options: ClusterBusOptions,
@@ -419,15 +410,7 @@ export class ClusterBus implements Bus {
   private readonly repairHost: RepairHost = {
     deliver: (channel, m) => this.listener?.message(channel, m.bytes, m),
     lost: (channel, position) => this.listener?.lost(channel, position),
-    repair: (channel, id, epoch, after, to) => {
-      this.history!.since(channel, after, epoch, to - after, HistoryReadPurpose.Repair).then(
-        (read: HistoryRead) => this.repair!.repaired(channel, id, read),
-        (err: Error) => {
-          this.log.warn({ err: err.message, channel, after, to }, 'history read for gap repair failed; the gap is reported lost');
-          this.repair!.repairFailed(channel, id);
-        },
-      );
-    },
+    repair: (channel, id, epoch, after, to) => readForRepair(this.history!, this.repair!, this.log, channel, id, epoch, after, to),
     fence: (channel, id, observed) => {
       this.store!.fence(channel, observed).then(
         (now) => {
@@ -455,7 +438,7 @@ export class ClusterBus implements Bus {
   }
 
   private tick(): void {
-    this.logGaps();
+    this.gapLog.tick(this.stats, this.log);
     this.sync();
   }
 
@@ -501,14 +484,6 @@ export class ClusterBus implements Bus {
     for (const resolve of resolvers) resolve();
   }
 
-  private logGaps(): void {
-    const { busGaps, busDuplicates } = this.stats;
-    const seen = busGaps + busDuplicates;
-    if (seen === this.gapsLogged) return;
-    this.gapsLogged = seen;
-    this.log.warn({ gaps: busGaps, duplicates: busDuplicates }, 'bus messages missing or repeated (totals)');
-  }
-
   private emitReadiness(): void {
     this.stats.busConnected.subscriber = this.shards.ready ? 1 : 0;
     const ready = this.ready;
@@ -517,6 +492,3 @@ export class ClusterBus implements Bus {
     this.listener?.readiness(ready);
   }
 }
-
-const published = (): undefined => undefined;
-const unconfirmed = (err: Error): Promise<never> => Promise.reject(new BusUnavailableError(`${UNCONFIRMED} (${err.message})`, true));
