@@ -113,6 +113,7 @@ function flow(scenario: 'b' | 'f' | 'i', target: TargetName, cpu: number, p99: n
     latencyMs: { p50: 1, p99, p999: p99, max: p99 },
     cpuMicrosPerDelivery: cpu,
     gatewayCpuMicrosPerDelivery: cpu,
+    redisCpuMicros: [],
     loadCpuCores: 0,
     machineBusy: 0,
   };

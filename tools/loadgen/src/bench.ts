@@ -8,15 +8,19 @@
 //   --profile=DIR           run the servers with --cpu-prof, profiles written to DIR
 //   --gateways=N            hubcast gateways and Socket.IO servers (default 3)
 //   --repeat=N              rounds of (a), (b), (f), (g); each target's median run is reported (default 3, quick 1)
+//   --redis-cluster         also runs hubcast on a local six-node Redis Cluster (the publish scenarios) and
+//                           prints Redis CPU per publish on the one Redis and on each master
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { parseFlags } from '../../kit/src/flags.js';
 import { startRedis } from '../../kit/src/redis.js';
+import { type RedisCluster, startRedisCluster } from '../../kit/src/redis-cluster.js';
 import { buildRows, formatTable, leftovers } from './report.js';
 import type { Measurement } from './rig.js';
 import { runScenario, SCENARIOS, type ScenarioId, type ScenarioResult, type Sizes } from './scenarios.js';
-import { TARGETS, type TargetName } from './targets.js';
+import { buildShardRows, formatShardTable } from './shard-report.js';
+import { type RedisInfo, type RedisShard, TARGETS, type TargetName } from './targets.js';
 
 const FULL: Sizes = {
   a: { subscribers: 1000, rate: 100, durationMs: 6000, size: 64 },
@@ -51,9 +55,12 @@ const QUICK: Sizes = {
 /** The scenarios whose targets are on CPU per delivery: each runs `--repeat` rounds. */
 const REPEATED: readonly ScenarioId[] = ['a', 'b', 'f', 'g'];
 
+/** The scenarios `--redis-cluster` also runs on the cluster: the publish runs, where Redis CPU per publish means something. */
+const ON_CLUSTER: readonly ScenarioId[] = ['a', 'b', 'e', 'f', 'g', 'i'];
+
 const USAGE =
-  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e,f,g,h,i] [--targets=hubcast,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N]';
-const FLAGS = { quick: 'boolean', help: 'boolean', scenarios: 'string', targets: 'string', json: 'string', profile: 'string', gateways: 'string', repeat: 'string' } as const;
+  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e,f,g,h,i] [--targets=hubcast,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N] [--redis-cluster]';
+const FLAGS = { quick: 'boolean', help: 'boolean', 'redis-cluster': 'boolean', scenarios: 'string', targets: 'string', json: 'string', profile: 'string', gateways: 'string', repeat: 'string' } as const;
 
 const parsed = parseFlags(process.argv.slice(2), FLAGS);
 if (!parsed.ok || parsed.flags.positional.length > 0) {
@@ -98,6 +105,16 @@ function median(runs: readonly ScenarioResult[]): ScenarioResult {
   };
 }
 
+/** The masters of the cluster now, with their processes (for their CPU) and slot ranges. */
+async function shardsOf(cluster: RedisCluster): Promise<RedisShard[]> {
+  const masters = (await cluster.roles()).filter((r) => r.role === 'master').sort((x, y) => (x.slots[0]?.[0] ?? 0) - (y.slots[0]?.[0] ?? 0));
+  return masters.map((m) => {
+    const pid = cluster.nodes.find((n) => n.port === m.port)?.pid;
+    if (pid === undefined) throw new Error(`no process for master :${m.port}`);
+    return { port: m.port, pid, slots: m.slots.map(([a, b]) => `${a}-${b}`).join(',') };
+  });
+}
+
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
@@ -119,46 +136,72 @@ async function main(): Promise<number> {
   const nodeArgs = profileDir === undefined ? undefined : ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`];
 
   const redis = await startRedis();
+  const single: RedisInfo = { kind: 'single', url: redis.url, pid: redis.pid };
+  let cluster: RedisCluster | undefined;
+  let clustered: RedisInfo | undefined;
   const started = Date.now();
   const loadavgAtStart = loadavg();
   const results: ScenarioResult[] = [];
+  const clusterResults: ScenarioResult[] = [];
   try {
+    if (flags.has('redis-cluster')) {
+      cluster = await startRedisCluster();
+      clustered = { kind: 'cluster', seedList: cluster.seedList, masters: await shardsOf(cluster) };
+      const skipped = scenarios.filter((s) => !ON_CLUSTER.includes(s));
+      if (skipped.length > 0) out(`bench: --redis-cluster: (${skipped.join('), (')}) run on one Redis only`);
+      if (!targets.includes('hubcast')) out('bench: --redis-cluster runs hubcast only, and hubcast is not among --targets');
+    }
     for (const scenario of scenarios) {
       // The scenarios with CPU targets run `repeat` rounds, the targets interleaved, so a burst of load
       // from other processes on the machine does not land on one target only; each target's median run counts.
       const rounds = REPEATED.includes(scenario) ? repeat : 1;
       const runs = new Map<TargetName, ScenarioResult[]>();
+      const clusterRuns: ScenarioResult[] = [];
       for (let round = 0; round < rounds; round++) {
         for (const target of targets) {
           const t0 = Date.now();
-          const result = await runScenario({ redis: { url: redis.url, pid: redis.pid }, sizes, nodeArgs }, scenario, target);
+          const result = await runScenario({ redis: single, sizes, nodeArgs }, scenario, target);
           runs.set(target, [...(runs.get(target) ?? []), result]);
           out(`bench: (${scenario}) ${target}: ${result.error ? `FAILED: ${result.error}` : 'done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
         }
+        // The same hubcast run on the cluster, in the same round, so both topologies see the same machine.
+        if (clustered !== undefined && targets.includes('hubcast') && ON_CLUSTER.includes(scenario)) {
+          const t0 = Date.now();
+          const result = await runScenario({ redis: clustered, sizes, nodeArgs }, scenario, 'hubcast');
+          clusterRuns.push(result);
+          out(`bench: (${scenario}) hubcast on the Redis Cluster: ${result.error ? `FAILED: ${result.error}` : 'done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        }
       }
       for (const target of targets) results.push(median(runs.get(target)!));
+      if (clusterRuns.length > 0) clusterResults.push(median(clusterRuns));
     }
   } finally {
+    await cluster?.stop();
     await redis.close();
   }
 
   const table = formatTable(buildRows(results, sizes));
   const machine = { cores: availableParallelism(), node: process.version, loadavgAtStart, loadavgAtEnd: loadavg() };
-  writeFileSync(jsonPath, `${JSON.stringify({ quick, sizes, machine, durationS: (Date.now() - started) / 1000, results }, null, 2)}\n`);
+  const redisCluster = clustered?.kind === 'cluster' ? { masters: clustered.masters, results: clusterResults } : undefined;
+  writeFileSync(jsonPath, `${JSON.stringify({ quick, sizes, machine, durationS: (Date.now() - started) / 1000, results, redisCluster }, null, 2)}\n`);
   out('');
   out(table);
   out('');
+  if (redisCluster !== undefined) {
+    out(formatShardTable(buildShardRows(results, redisCluster.results, redisCluster.masters)));
+    out('');
+  }
   const load = (l: number[]): string => l.map((v) => v.toFixed(2)).join(' ');
   out(
     `bench: ${quick ? 'quick' : 'full'} run, ${machine.cores} cores, Node ${machine.node}, ${((Date.now() - started) / 1000).toFixed(0)} s, ` +
       `load average ${load(loadavgAtStart)} at start, ${load(machine.loadavgAtEnd)} at end; JSON in ${jsonPath}`,
   );
 
-  const measurements = results.flatMap((r) => [...(r.measurement ? [r.measurement] : []), ...(r.steps ?? [])]);
+  const measurements = [...results, ...clusterResults].flatMap((r) => [...(r.measurement ? [r.measurement] : []), ...(r.steps ?? [])]);
   const lost = measurements.reduce((a, m) => a + Math.max(0, m.lost), 0);
   // More than expected: a message reached connections not subscribed to its channel, or twice.
   const surplus = measurements.reduce((a, m) => a + Math.max(0, m.received - m.expected), 0);
-  const failed = results.filter((r) => r.error !== undefined);
+  const failed = [...results, ...clusterResults].filter((r) => r.error !== undefined);
   const left = leftovers(results);
   if (failed.length > 0) out(`bench: ${failed.length} scenario runs failed`);
   if (quick && lost > 0) out(`bench: ${lost} deliveries lost`);

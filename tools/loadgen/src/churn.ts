@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { type Layout, roomsLayout } from './layout.js';
 import { Subscribers } from './load.js';
 import { sumCpuMicros, sumRssBytes } from './procstat.js';
-import { type RedisInfo, type Target, type TargetName, startTarget } from './targets.js';
+import { type RedisInfo, type Target, type TargetName, singleRedisUrl, startTarget } from './targets.js';
 
 export interface ChurnSizes {
   readonly connections: number;
@@ -77,7 +77,7 @@ function half(layout: Layout, from: number, to: number): Layout {
 export async function churn(options: ChurnTarget, sizes: ChurnSizes): Promise<ChurnFigures> {
   const target = await startTarget(options.name, { servers: options.servers, redis: options.redis, nodeArgs: options.nodeArgs, coalesce: true });
   const subs = new Subscribers(sizes.processes);
-  const redis = new Redis(options.redis.url, { maxRetriesPerRequest: 1 });
+  const redis = new Redis(singleRedisUrl(options.redis, '(h) churn'), { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined); // a command fails on its own; the connection retries
   try {
     const layout = roomsLayout(sizes.connections, 1, options.servers);

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Layout } from './layout.js';
 import { Publisher, Subscribers } from './load.js';
-import { machineTicks, sumCpuMicros } from './procstat.js';
+import { cpuMicros, machineTicks, sumCpuMicros } from './procstat.js';
 import { type Counters, type RedisInfo, type Target, type TargetName, startTarget } from './targets.js';
 
 export interface Flow {
@@ -40,6 +40,8 @@ export interface Measurement {
   readonly cpuMicrosPerDelivery: number;
   /** The same without Redis. */
   readonly gatewayCpuMicrosPerDelivery: number;
+  /** CPU of each Redis process over the run (the target's redisPids: one Redis, or each master), in µs. */
+  readonly redisCpuMicros: readonly number[];
   /** CPU of the load processes (subscribers and publisher), as a share of one core. */
   readonly loadCpuCores: number;
   /** The whole machine (every process, anyone's), as a share of all cores. */
@@ -124,6 +126,7 @@ export async function measure(rig: Rig, flow: Flow): Promise<Measurement> {
   const counters0 = await target.counters();
   const cpu0 = sumCpuMicros(target.serverPids);
   const gw0 = sumCpuMicros(target.gatewayPids);
+  const redis0 = target.redisPids.map(cpuMicros);
   const load0 = sumCpuMicros(loadPids);
   const machine0 = machineTicks();
   const t0 = performance.now();
@@ -143,6 +146,7 @@ export async function measure(rig: Rig, flow: Flow): Promise<Measurement> {
   const elapsedS = (performance.now() - t0) / 1000;
   const cpu = sumCpuMicros(target.serverPids) - cpu0;
   const gw = sumCpuMicros(target.gatewayPids) - gw0;
+  const redisCpu = target.redisPids.map((pid, i) => cpuMicros(pid) - redis0[i]!);
   const load = sumCpuMicros(loadPids) - load0;
   const machine1 = machineTicks();
   const totals = await subs.totals(true);
@@ -175,6 +179,7 @@ export async function measure(rig: Rig, flow: Flow): Promise<Measurement> {
     },
     cpuMicrosPerDelivery: cpu / Math.max(1, totals.received),
     gatewayCpuMicrosPerDelivery: gw / Math.max(1, totals.received),
+    redisCpuMicros: redisCpu,
     loadCpuCores: load / 1_000_000 / elapsedS,
     machineBusy: (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total),
   };

@@ -13,9 +13,28 @@ export const TARGET_LABEL: Record<TargetName, string> = { hubcast: 'hubcast', so
 const SOCKETIO = fileURLToPath(new URL('./servers/socketio.js', import.meta.url));
 const CEILING = fileURLToPath(new URL('./servers/ws-ceiling.js', import.meta.url));
 
-export interface RedisInfo {
-  readonly url: string;
-  readonly pid: number | undefined;
+/** One master of a Redis Cluster: its port, process (for its CPU) and slot ranges. */
+export interface RedisShard {
+  readonly port: number;
+  readonly pid: number;
+  readonly slots: string;
+}
+
+/** One Redis, or a Redis Cluster (hubcast only: its gateways get REDIS_CLUSTER_NODES). */
+export type RedisInfo =
+  | { readonly kind: 'single'; readonly url: string; readonly pid: number | undefined }
+  | { readonly kind: 'cluster'; readonly seedList: string; readonly masters: readonly RedisShard[] };
+
+/** The one Redis's URL; `who` (Socket.IO's adapter, the churn's checks) has no Redis Cluster variant here. */
+export function singleRedisUrl(redis: RedisInfo, who: string): string {
+  if (redis.kind === 'cluster') throw new Error(`${who} runs on one Redis only, not on a Redis Cluster`);
+  return redis.url;
+}
+
+/** The Redis processes whose CPU counts: the one Redis, or each master (replicas only copy). */
+export function redisPidsOf(redis: RedisInfo): number[] {
+  if (redis.kind === 'cluster') return redis.masters.map((m) => m.pid);
+  return redis.pid === undefined ? [] : [redis.pid];
 }
 
 export interface Target {
@@ -25,6 +44,8 @@ export interface Target {
   readonly serverPids: readonly number[];
   /** The same without Redis. */
   readonly gatewayPids: readonly number[];
+  /** The Redis processes alone (each master on a Redis Cluster); empty without Redis. */
+  readonly redisPids: readonly number[];
   readonly dialect: Dialect;
   /** The URL a subscriber opens on server `server` to receive channel `channel`. */
   subscribeUrl(server: number, channel: string): string;
@@ -102,9 +123,9 @@ async function gaugeConnections(servers: readonly GatewayProcess[]): Promise<num
 export async function startTarget(name: TargetName, options: TargetOptions): Promise<Target> {
   const { redis } = options;
   const args = options.nodeArgs ?? [];
-  const redisPids = redis.pid === undefined ? [] : [redis.pid];
+  const redisPids = redisPidsOf(redis);
   let servers: GatewayProcess[];
-  let target: Omit<Target, 'servers' | 'serverPids' | 'gatewayPids' | 'stop'>;
+  let target: Omit<Target, 'servers' | 'serverPids' | 'gatewayPids' | 'redisPids' | 'stop'>;
   switch (name) {
     case 'hubcast': {
       // (e) puts 10,000 subscribers plus the publisher on one gateway: above the default MAX_CONNECTIONS.
@@ -112,7 +133,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
       // on it, above the default per-client rate limit.
       const prefix = uniquePrefix();
       const env = {
-        REDIS_URL: redis.url,
+        ...(redis.kind === 'single' ? { REDIS_URL: redis.url } : { REDIS_CLUSTER_NODES: redis.seedList }),
         REDIS_PREFIX: prefix,
         LOG_LEVEL: 'info',
         DRAIN_MS: '0',
@@ -135,7 +156,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
     }
     case 'socketio': {
       const prefix = uniquePrefix();
-      servers = await startAll(options.servers, { REDIS_URL: redis.url, REDIS_PREFIX: prefix }, args, SOCKETIO);
+      servers = await startAll(options.servers, { REDIS_URL: singleRedisUrl(redis, 'Socket.IO'), REDIS_PREFIX: prefix }, args, SOCKETIO);
       target = {
         name,
         dialect: 'socketio',
@@ -169,6 +190,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
     ...target,
     servers,
     gatewayPids,
+    redisPids: name === 'ws' ? [] : redisPids,
     serverPids: name === 'ws' ? gatewayPids : [...gatewayPids, ...redisPids],
     // SIGTERM, so a server run with --cpu-prof writes its profile on the way out.
     stop: async () => {
