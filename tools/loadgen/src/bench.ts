@@ -8,6 +8,7 @@
 //   --profile=DIR           run the servers with --cpu-prof, profiles written to DIR
 //   --gateways=N            hubcast gateways and Socket.IO servers (default 3)
 //   --repeat=N              rounds of (a), (b), (f), (g); each target's median run is reported (default 3, quick 1)
+//   --duration=MS           each publish run of (a), (b), (e), (f), (g), (i) lasts MS (more publishes at a small size)
 //   --redis-cluster         also runs hubcast on a local six-node Redis Cluster (the publish scenarios) and
 //                           prints Redis CPU per publish on the one Redis and on each master
 import { writeFileSync } from 'node:fs';
@@ -59,8 +60,8 @@ const REPEATED: readonly ScenarioId[] = ['a', 'b', 'f', 'g'];
 const ON_CLUSTER: readonly ScenarioId[] = ['a', 'b', 'e', 'f', 'g', 'i'];
 
 const USAGE =
-  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e,f,g,h,i] [--targets=hubcast,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N] [--redis-cluster]';
-const FLAGS = { quick: 'boolean', help: 'boolean', 'redis-cluster': 'boolean', scenarios: 'string', targets: 'string', json: 'string', profile: 'string', gateways: 'string', repeat: 'string' } as const;
+  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e,f,g,h,i] [--targets=hubcast,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N] [--duration=MS] [--redis-cluster]';
+const FLAGS = { quick: 'boolean', help: 'boolean', 'redis-cluster': 'boolean', duration: 'string', scenarios: 'string', targets: 'string', json: 'string', profile: 'string', gateways: 'string', repeat: 'string' } as const;
 
 const parsed = parseFlags(process.argv.slice(2), FLAGS);
 if (!parsed.ok || parsed.flags.positional.length > 0) {
@@ -105,6 +106,12 @@ function median(runs: readonly ScenarioResult[]): ScenarioResult {
   };
 }
 
+/** The publish runs' durationMs set to ms. */
+function withDuration(sizes: Sizes, durationMs: number): Partial<Sizes> {
+  const { a, b, e, f, g, i } = sizes;
+  return { a: { ...a, durationMs }, b: { ...b, durationMs }, e: { ...e, durationMs }, f: { ...f, durationMs }, g: { ...g, durationMs }, i: { ...i, durationMs } };
+}
+
 /** The masters of the cluster now, with their processes (for their CPU) and slot ranges. */
 async function shardsOf(cluster: RedisCluster): Promise<RedisShard[]> {
   const masters = (await cluster.roles()).filter((r) => r.role === 'master').sort((x, y) => (x.slots[0]?.[0] ?? 0) - (y.slots[0]?.[0] ?? 0));
@@ -122,7 +129,13 @@ function out(line: string): void {
 async function main(): Promise<number> {
   const quick = flags.has('quick');
   const gateways = arg('gateways');
-  const sizes = { ...(quick ? QUICK : FULL), ...(gateways === undefined ? {} : { gateways: Number(gateways) }) };
+  const duration = arg('duration');
+  const base = quick ? QUICK : FULL;
+  const sizes = {
+    ...base,
+    ...(gateways === undefined ? {} : { gateways: Number(gateways) }),
+    ...(duration === undefined ? {} : withDuration(base, Number(duration))),
+  };
   const scenarios = (arg('scenarios')?.split(',') ?? [...SCENARIOS]) as ScenarioId[];
   const unknownScenario = scenarios.find((s) => !SCENARIOS.includes(s));
   if (unknownScenario !== undefined) {
