@@ -107,6 +107,9 @@ interface Harness {
   stats: Stats;
 }
 
+/** The replay backlog's inputs at their defaults (RECOVERY_MAX_MESSAGES, MAX_MESSAGE_BYTES). */
+const PACING = { recoveryMaxMessages: 1000, maxMessageBytes: 64 << 10 };
+
 function setup(limits: Partial<ClientLimits> = {}): Harness {
   const socket = new FakeSocket();
   const ws = new FakeWs();
@@ -123,6 +126,7 @@ function setup(limits: Partial<ClientLimits> = {}): Harness {
       // Long enough never to fire unless a test shortens it; dispose() clears it anyway.
       slowClientEvictMs: 60_000,
       closeTimeoutMs: 60_000,
+      ...PACING,
       ...limits,
     },
     stats,
@@ -242,7 +246,7 @@ describe('Client delivery', () => {
         1,
         new FakeWs() as unknown as WebSocket,
         stream,
-        { queueMaxMessages: 8, queueMaxBytes: 1_000_000, overflowPolicy, slowClientEvictMs: 60_000, closeTimeoutMs: 60_000 },
+        { queueMaxMessages: 8, queueMaxBytes: 1_000_000, overflowPolicy, slowClientEvictMs: 60_000, closeTimeoutMs: 60_000, ...PACING },
         stats,
         owner,
       );
@@ -305,7 +309,7 @@ describe('Client write coalescing', () => {
       },
     });
     const client = new Client(2, h.ws as unknown as WebSocket, stream, {
-      queueMaxMessages: 64, queueMaxBytes: 1_000_000, overflowPolicy: 'drop-oldest', slowClientEvictMs: 60_000, closeTimeoutMs: 60_000,
+      queueMaxMessages: 64, queueMaxBytes: 1_000_000, overflowPolicy: 'drop-oldest', slowClientEvictMs: 60_000, closeTimeoutMs: 60_000, ...PACING,
     }, h.stats, h.owner);
     for (let i = 1; i <= 10; i++) client.deliver(frame(i));
     h.owner.endTurn();
