@@ -107,6 +107,9 @@ interface Harness {
   stats: Stats;
 }
 
+/** The replay backlog's inputs at their defaults (RECOVERY_MAX_MESSAGES, MAX_MESSAGE_BYTES). */
+const PACING = { recoveryMaxMessages: 1000, maxMessageBytes: 64 << 10 };
+
 function setup(limits: Partial<ClientLimits> = {}): Harness {
   const socket = new FakeSocket();
   const ws = new FakeWs();
@@ -123,6 +126,7 @@ function setup(limits: Partial<ClientLimits> = {}): Harness {
       // Long enough never to fire unless a test shortens it; dispose() clears it anyway.
       slowClientEvictMs: 60_000,
       closeTimeoutMs: 60_000,
+      ...PACING,
       ...limits,
     },
     stats,
@@ -242,7 +246,7 @@ describe('Client delivery', () => {
         1,
         new FakeWs() as unknown as WebSocket,
         stream,
-        { queueMaxMessages: 8, queueMaxBytes: 1_000_000, overflowPolicy, slowClientEvictMs: 60_000, closeTimeoutMs: 60_000 },
+        { queueMaxMessages: 8, queueMaxBytes: 1_000_000, overflowPolicy, slowClientEvictMs: 60_000, closeTimeoutMs: 60_000, ...PACING },
         stats,
         owner,
       );
@@ -305,7 +309,7 @@ describe('Client write coalescing', () => {
       },
     });
     const client = new Client(2, h.ws as unknown as WebSocket, stream, {
-      queueMaxMessages: 64, queueMaxBytes: 1_000_000, overflowPolicy: 'drop-oldest', slowClientEvictMs: 60_000, closeTimeoutMs: 60_000,
+      queueMaxMessages: 64, queueMaxBytes: 1_000_000, overflowPolicy: 'drop-oldest', slowClientEvictMs: 60_000, closeTimeoutMs: 60_000, ...PACING,
     }, h.stats, h.owner);
     for (let i = 1; i <= 10; i++) client.deliver(frame(i));
     h.owner.endTurn();
@@ -745,6 +749,168 @@ describe('Client flush scheduling', () => {
     h.owner.endTurn();
     h.socket.releaseAll();
     assert.deepEqual(tags(h.socket.written), [1, 2, 3]);
+    h.client.dispose();
+  });
+});
+
+describe('Client replay pacing (a recovery replay larger than the send queue)', () => {
+  /** A frame carrying a sequence number in its first two bytes, so a thousand can be told apart. */
+  function seqFrame(seq: number, size = 100): Buffer {
+    const buf = Buffer.alloc(size);
+    buf.writeUInt16BE(seq, 0);
+    return buf;
+  }
+  const seqs = (frames: Buffer[]): number[] => frames.map((f) => f.readUInt16BE(0));
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  const dropped = (stats: Stats): number => Object.values(stats.dropped).reduce((a, b) => a + b, 0);
+
+  /** The peer reads: completes held writes until the socket holds none (each drain flushes more). */
+  function readAll(h: Harness): void {
+    for (let rounds = 0; rounds < 10_000 && (h.socket.stream.writableLength > 0 || h.client.queuedFrames > 0); rounds++) {
+      h.owner.endTurn();
+      h.socket.releaseAll();
+    }
+  }
+
+  for (const overflowPolicy of ['drop-oldest', 'drop-newest', 'evict'] as const) {
+    test(`a reading client gets all 1000 replayed frames in order, then the live ones, nothing dropped (${overflowPolicy})`, { timeout: 10_000 }, (t) => {
+      t.mock.timers.enable({ apis: ['setTimeout'] });
+      const h = setup({ queueMaxMessages: 256, overflowPolicy, slowClientEvictMs: 50 });
+      t.after(() => h.client.dispose());
+      h.client.replay(range(1, 1000).map((i) => seqFrame(i)));
+      // Live frames of the same turn, and of later turns while the replay is still going out.
+      for (let i = 1001; i <= 1010; i++) h.client.deliver(seqFrame(i));
+      assert.equal(h.client.queuedFrames + h.stats.deliveries, 1010, 'nothing cut in the turn the replay was handed over');
+      assert.ok(h.client.queuedFrames > 256, 'more than the queue holds waits behind it');
+      h.owner.endTurn();
+      h.socket.releaseOne();
+      for (let i = 1011; i <= 1020; i++) h.client.deliver(seqFrame(i));
+      readAll(h);
+      assert.deepEqual(seqs(h.socket.written), range(1, 1020));
+      assert.equal(dropped(h.stats), 0);
+      assert.equal(h.stats.deliveries, 1020);
+      assert.equal(h.stats.queuedFrames, 0);
+      assert.equal(h.stats.queuedBytes, 0);
+      assert.equal(h.client.queuedFrames, 0);
+      t.mock.timers.tick(1000);
+      assert.deepEqual(h.owner.disconnects, [], 'a client that caught up is not evicted');
+      assert.equal(h.stats.slowClients, 0);
+      // Caught up: the next frame goes out at the end of its own turn, no backlog left.
+      h.client.deliver(seqFrame(1021));
+      h.owner.endTurn();
+      assert.equal(h.stats.deliveries, 1021);
+    });
+  }
+
+  test('a replay that fits the queue goes out at the end of the turn like any frames', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 256 });
+    h.client.replay(range(1, 5).map((i) => seqFrame(i)));
+    h.client.deliver(seqFrame(6));
+    assert.equal(h.owner.scheduled, 1);
+    h.owner.endTurn();
+    h.socket.releaseAll();
+    assert.deepEqual(seqs(h.socket.written), range(1, 6));
+    assert.equal(dropped(h.stats), 0);
+    h.client.dispose();
+  });
+
+  test('a client that stops reading holds a bounded backlog, drops past it are counted, and it is evicted', { timeout: 5000 }, (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const h = setup({ queueMaxMessages: 256, overflowPolicy: 'drop-oldest', slowClientEvictMs: 50, recoveryMaxMessages: 1000 });
+    t.after(() => h.client.dispose());
+    h.client.replay(range(1, 1000).map((i) => seqFrame(i)));
+    h.owner.endTurn();
+    assert.equal(dropped(h.stats), 0, 'the replay itself is kept');
+    // The peer never reads: live frames pile up behind the replay until the backlog's bound.
+    for (let i = 1001; i <= 3000; i++) h.client.deliver(seqFrame(i));
+    h.owner.endTurn();
+    const held = h.client.queuedFrames;
+    assert.ok(held <= 256 + 1000 + 256, `bounded: ${held} frames held`);
+    assert.equal(h.stats.queuedFrames, held);
+    assert.equal(h.stats.dropped.queue_full, 3000 - held - h.stats.deliveries, 'every frame not held nor written is counted');
+    assert.ok(h.stats.dropped.queue_full > 0);
+    assert.equal(h.stats.slowClients, 1);
+    t.mock.timers.tick(49);
+    assert.deepEqual(h.owner.disconnects, []);
+    t.mock.timers.tick(1);
+    assert.equal(h.owner.disconnects.length, 1);
+    assert.equal(h.owner.disconnects[0]![1], Disconnect.SlowConsumer);
+    const queuedFull = h.stats.dropped.queue_full;
+    h.client.close(Disconnect.SlowConsumer);
+    assert.equal(h.stats.dropped.evicted, held, 'queue and backlog are discarded as evicted');
+    assert.equal(h.stats.dropped.queue_full, queuedFull);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.stats.queuedBytes, 0);
+    assert.equal(h.client.queuedFrames, 0);
+    assert.equal(h.stats.deliveries + dropped(h.stats), 3000, 'every frame written or counted');
+  });
+
+  test('a client with a replay backlog that never reads is evicted even without live traffic', { timeout: 5000 }, (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const h = setup({ queueMaxMessages: 256, slowClientEvictMs: 50 });
+    t.after(() => h.client.dispose());
+    h.client.replay(range(1, 1000).map((i) => seqFrame(i)));
+    h.owner.endTurn();
+    assert.equal(h.stats.slowClients, 1, 'more than a queue behind a socket that takes nothing');
+    t.mock.timers.tick(50);
+    assert.equal(h.owner.disconnects.length, 1);
+    assert.equal(h.owner.disconnects[0]![1], Disconnect.SlowConsumer);
+  });
+
+  test('under evict, a backlog past its bound evicts the client', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 4, overflowPolicy: 'evict', recoveryMaxMessages: 10 });
+    h.client.replay(range(1, 10).map((i) => seqFrame(i)));
+    h.owner.endTurn();
+    for (let i = 11; i <= 14; i++) h.client.deliver(seqFrame(i));
+    assert.deepEqual(h.owner.disconnects, [], 'within the bound: a replay of RECOVERY_MAX_MESSAGES and a queue more');
+    for (let i = 15; i <= 40; i++) h.client.deliver(seqFrame(i));
+    assert.ok(h.owner.disconnects.length >= 1);
+    assert.equal(h.owner.disconnects[0]![1], Disconnect.QueueOverflow);
+    assert.ok(h.stats.dropped.evicted > 0);
+    h.client.dispose();
+  });
+
+  test('the backlog also bounds bytes', { timeout: 5000 }, () => {
+    // 10 messages of at most 1000 bytes: the backlog holds about 10 kB past a 2 kB queue.
+    const h = setup({ queueMaxMessages: 1000, queueMaxBytes: 2000, overflowPolicy: 'drop-newest', recoveryMaxMessages: 10, maxMessageBytes: 1000 });
+    h.client.replay(range(1, 10).map((i) => seqFrame(i, 1000)));
+    h.owner.endTurn();
+    assert.equal(dropped(h.stats), 0);
+    for (let i = 11; i <= 100; i++) h.client.deliver(seqFrame(i, 1000));
+    assert.ok(h.stats.queuedBytes <= 2000 + 10 * (1000 + 256) + 2000, `bounded: ${h.stats.queuedBytes} bytes held`);
+    assert.ok(h.stats.dropped.queue_full > 0);
+    assert.equal(h.stats.deliveries + h.client.queuedFrames + h.stats.dropped.queue_full, 100);
+    h.client.dispose();
+  });
+
+  test('dispose counts the backlog as disconnected drops; a replay after close is counted too', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 4 });
+    h.client.replay(range(1, 20).map((i) => seqFrame(i)));
+    h.owner.endTurn();
+    const held = h.client.queuedFrames;
+    assert.ok(held > 4);
+    h.client.dispose();
+    assert.equal(h.stats.dropped.disconnected, held);
+    assert.equal(h.stats.queuedFrames, 0);
+    assert.equal(h.stats.queuedBytes, 0);
+    h.client.replay(range(21, 25).map((i) => seqFrame(i)));
+    assert.equal(h.stats.dropped.disconnected, held + 5);
+    assert.equal(h.stats.deliveries + held + 5, 25);
+  });
+
+  test('a peer that closed meanwhile: the next flush discards the backlog as disconnected, writing none of it', { timeout: 5000 }, () => {
+    const h = setup({ queueMaxMessages: 4 });
+    h.client.replay(range(1, 20).map((i) => seqFrame(i)));
+    h.owner.endTurn();
+    const delivered = h.stats.deliveries;
+    const held = h.client.queuedFrames;
+    h.ws.readyState = 2; // CLOSING: ws sent its close frame
+    h.socket.releaseAll(); // the drain's flush
+    assert.equal(h.stats.deliveries, delivered, 'nothing more handed to the socket');
+    assert.equal(h.socket.written.length, delivered, 'only what it already held reached the peer');
+    assert.equal(h.stats.dropped.disconnected, held);
+    assert.equal(h.client.queuedFrames, 0);
+    assert.equal(h.stats.queuedFrames, 0);
     h.client.dispose();
   });
 });

@@ -1,7 +1,7 @@
 // BoundedQueue: a FIFO of frames bounded by count and bytes, on a ring that grows by doubling.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BoundedQueue } from '../../services/gateway/src/queue.js';
+import { BoundedQueue, backlogBounds } from '../../services/gateway/src/queue.js';
 import { mulberry32 } from '../helpers/random.js';
 
 /** A frame whose first 4 bytes carry a sequence number, so order can be checked after the fact. */
@@ -203,5 +203,80 @@ describe('BoundedQueue.release', () => {
     assert.equal(queue.capacity, 0, 'an emptied queue holds no ring');
     queue.push(Buffer.alloc(10, 2));
     assert.equal(queue.shift()![0], 2, 'and works again after');
+  });
+});
+
+describe('BoundedQueue.moveInto (the replay backlog topping up a send queue)', () => {
+  test('moves frames in order while they fit, and leaves the rest in order', { timeout: 5000 }, () => {
+    const backlog = new BoundedQueue(100, 1_000_000);
+    for (let i = 1; i <= 10; i++) backlog.push(frame(i));
+    const queue = new BoundedQueue(4, 1_000_000);
+    queue.push(frame(0));
+    assert.equal(backlog.moveInto(queue), 3, 'up to the count bound');
+    assert.equal(queue.length, 4);
+    assert.equal(backlog.length, 7);
+    assert.equal(backlog.byteLength, 7 * 8);
+    assert.equal(queue.byteLength, 4 * 8);
+    assert.equal(backlog.moveInto(queue), 0, 'a full queue takes nothing');
+    const out: number[] = [];
+    while (queue.length > 0) out.push(seqOf(queue.shift()));
+    assert.equal(backlog.moveInto(queue), 4);
+    while (queue.length > 0) out.push(seqOf(queue.shift()));
+    assert.equal(backlog.moveInto(queue), 3);
+    while (queue.length > 0) out.push(seqOf(queue.shift()));
+    assert.deepEqual(out, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal(backlog.length, 0);
+    assert.equal(backlog.byteLength, 0);
+    assert.equal(backlog.moveInto(queue), 0, 'an empty backlog moves nothing');
+  });
+
+  test('stops at the byte bound, and never skips a frame that does not fit for a smaller one behind it', { timeout: 5000 }, () => {
+    const backlog = new BoundedQueue(100, 1_000_000);
+    backlog.push(frame(1, 40));
+    backlog.push(frame(2, 50));
+    backlog.push(frame(3, 4));
+    const queue = new BoundedQueue(100, 60);
+    assert.equal(backlog.moveInto(queue), 1);
+    assert.equal(queue.byteLength, 40);
+    assert.equal(seqOf(queue.shift()), 1);
+    assert.equal(backlog.moveInto(queue), 2);
+    assert.equal(seqOf(queue.shift()), 2);
+    assert.equal(seqOf(queue.shift()), 3);
+  });
+
+  test('an empty queue takes one frame bigger than its byte bound, so it cannot stall the backlog', { timeout: 5000 }, () => {
+    const backlog = new BoundedQueue(100, 1_000_000);
+    backlog.push(frame(1, 500));
+    backlog.push(frame(2, 10));
+    const queue = new BoundedQueue(100, 100);
+    assert.equal(backlog.moveInto(queue), 1, 'the oversized frame alone');
+    assert.equal(queue.length, 1);
+    assert.equal(backlog.moveInto(queue), 0, 'nothing joins it past the bound');
+    assert.equal(seqOf(queue.shift()), 1);
+    assert.equal(backlog.moveInto(queue), 1);
+    assert.equal(seqOf(queue.shift()), 2);
+  });
+});
+
+describe('backlogBounds', () => {
+  test('holds a whole replay of the largest messages and then a queue more', { timeout: 5000 }, () => {
+    const bounds = backlogBounds(256, 1 << 20, 1000, 64 << 10);
+    assert.equal(bounds.maxMessages, 1256);
+    assert.ok(bounds.maxBytes >= 1000 * (64 << 10) + (1 << 20), 'a full replay of MAX_MESSAGE_BYTES messages fits behind a full queue');
+    const backlog = new BoundedQueue(bounds.maxMessages, bounds.maxBytes);
+    for (let i = 0; i < 1000; i++) {
+      assert.equal(backlog.fits(64 << 10), true);
+      backlog.push(Buffer.alloc(64 << 10));
+    }
+    assert.equal(backlog.fits(1 << 20), true, 'and a queue\'s worth of bytes after it');
+  });
+
+  test('grows with each input', { timeout: 5000 }, () => {
+    const base = backlogBounds(10, 10_000, 100, 1000);
+    assert.ok(backlogBounds(20, 10_000, 100, 1000).maxMessages > base.maxMessages);
+    assert.ok(backlogBounds(10, 10_000, 200, 1000).maxMessages > base.maxMessages);
+    assert.ok(backlogBounds(10, 20_000, 100, 1000).maxBytes > base.maxBytes);
+    assert.ok(backlogBounds(10, 10_000, 200, 1000).maxBytes > base.maxBytes);
+    assert.ok(backlogBounds(10, 10_000, 100, 2000).maxBytes > base.maxBytes);
   });
 });

@@ -4,13 +4,17 @@
 // BoundedQueue and go out in one corked write per event-loop turn (the owner flushes every client
 // it was told about, once, after the turn's I/O: flush.ts), or on the socket's 'drain' when it was
 // backed up. A frame that does not fit is handled by OVERFLOW_POLICY.
+//
+// A recovery replay may be larger than the queue: replay() puts what the queue cannot hold in a
+// backlog behind it, which each flush tops the queue up from, and every later frame waits in that
+// backlog too while it is non-empty, so the client gets the replay, then live frames, in order.
 import type { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { Disconnect, DropReason } from './codes.js';
 import type { OverflowPolicy } from './config.js';
 import { pongFrame, textFrame } from './frame.js';
 import type { HubClient } from './hub.js';
-import { BoundedQueue } from './queue.js';
+import { type BacklogBounds, BoundedQueue, backlogBounds } from './queue.js';
 import type { Stats } from './stats.js';
 
 export interface ClientLimits {
@@ -19,6 +23,9 @@ export interface ClientLimits {
   readonly overflowPolicy: OverflowPolicy;
   readonly slowClientEvictMs: number;
   readonly closeTimeoutMs: number;
+  /** With the two below, bounds the backlog a paced replay uses (queue.ts backlogBounds). */
+  readonly recoveryMaxMessages: number;
+  readonly maxMessageBytes: number;
 }
 
 /** The hub, seen from a client: told when the client must be closed, or has frames to flush this turn. */
@@ -39,6 +46,9 @@ export class Client implements HubClient {
   /** The last flush stopped at the socket's high-water mark, so 'drain' flushes next (read here instead of the socket's state, which is colder). */
   private blocked = false;
   private readonly queue: BoundedQueue;
+  /** Frames waiting behind a full queue since a replay did not fit it; null while none do, so other clients pay one branch. */
+  private backlog: BoundedQueue | null = null;
+  private readonly backlogBounds: BacklogBounds;
   private slowTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
   private closing = false;
@@ -53,6 +63,7 @@ export class Client implements HubClient {
     private readonly owner: ClientOwner,
   ) {
     this.queue = new BoundedQueue(limits.queueMaxMessages, limits.queueMaxBytes);
+    this.backlogBounds = backlogBounds(limits.queueMaxMessages, limits.queueMaxBytes, limits.recoveryMaxMessages, limits.maxMessageBytes);
     socket.on('drain', this.flush);
   }
 
@@ -60,8 +71,9 @@ export class Client implements HubClient {
     return this.closing;
   }
 
+  /** Frames waiting to be written: the queue and any backlog behind it. */
   get queuedFrames(): number {
-    return this.queue.length;
+    return this.queue.length + (this.backlog === null ? 0 : this.backlog.length);
   }
 
   /** Commands of this connection waiting on the bus for their reply. */
@@ -107,6 +119,32 @@ export class Client implements HubClient {
       this.stats.dropped[DropReason.Disconnected]++;
       return;
     }
+    if (this.backlog !== null) {
+      // A replay is still being paced in: this frame goes behind it.
+      this.wait(frame);
+      return;
+    }
+    this.enqueue(frame, false);
+  }
+
+  /**
+   * Hands a recovery replay to this client, in order. What the queue cannot take now waits in the
+   * backlog instead of meeting the overflow policy, and goes out as the peer reads; every frame
+   * delivered after it waits behind it.
+   */
+  replay(frames: readonly Buffer[]): void {
+    if (this.closing || this.ws.readyState !== WebSocket.OPEN) {
+      this.stats.dropped[DropReason.Disconnected] += frames.length;
+      return;
+    }
+    for (const frame of frames) {
+      if (this.backlog !== null) this.wait(frame);
+      else this.enqueue(frame, true);
+    }
+  }
+
+  /** Queues a frame, writing the queue first if it is full and the socket takes data; one that still does not fit overflows, or with `pace` waits in the backlog. */
+  private enqueue(frame: Buffer, pace: boolean): void {
     if (!this.queue.fits(frame.length)) {
       // Full of this turn's frames while the socket still takes data: write them now, so the
       // bound only ever applies to frames that wait on the peer.
@@ -122,12 +160,29 @@ export class Client implements HubClient {
         }
       }
       if (!this.queue.fits(frame.length)) {
-        this.overflow(frame);
+        if (pace) this.wait(frame);
+        else this.overflow(frame, this.queue);
         return;
       }
     }
-    this.push(frame);
-    // A backed-up socket is flushed by its 'drain' instead.
+    this.push(this.queue, frame);
+    this.schedule();
+  }
+
+  /** Appends a frame to the backlog (created on first use); past its bound the overflow policy applies to it. */
+  private wait(frame: Buffer): void {
+    let backlog = this.backlog;
+    if (backlog === null) {
+      const bounds = this.backlogBounds;
+      backlog = this.backlog = new BoundedQueue(bounds.maxMessages, bounds.maxBytes);
+    }
+    if (backlog.fits(frame.length)) this.push(backlog, frame);
+    else this.overflow(frame, backlog);
+    this.schedule();
+  }
+
+  /** Asks the owner for an end-of-turn flush; a backed-up socket is flushed by its 'drain' instead. */
+  private schedule(): void {
     if (!this.scheduled && !this.blocked) {
       this.scheduled = true;
       this.owner.scheduleFlush(this);
@@ -144,9 +199,8 @@ export class Client implements HubClient {
     this.deliver(pongFrame(payload));
   }
 
-  /** The frame does not fit a queue that waits on the peer: OVERFLOW_POLICY decides. */
-  private overflow(frame: Buffer): void {
-    const queue = this.queue;
+  /** The frame does not fit a queue (or backlog) that waits on the peer: OVERFLOW_POLICY decides. */
+  private overflow(frame: Buffer, queue: BoundedQueue): void {
     const stats = this.stats;
     switch (this.limits.overflowPolicy) {
       case 'evict':
@@ -161,21 +215,22 @@ export class Client implements HubClient {
           stats.dropped[DropReason.QueueFull]++;
           break;
         }
-        while (!queue.fits(frame.length)) this.discardOldest();
-        this.push(frame);
+        while (!queue.fits(frame.length)) this.discardOldest(queue);
+        this.push(queue, frame);
         break;
     }
     this.markSlow();
   }
 
-  private push(frame: Buffer): void {
-    this.queue.push(frame);
+  /** Queue and backlog frames both count as queued: moving one from the backlog into the queue changes no figure. */
+  private push(queue: BoundedQueue, frame: Buffer): void {
+    queue.push(frame);
     this.stats.queuedFrames++;
     this.stats.queuedBytes += frame.length;
   }
 
-  private discardOldest(): void {
-    const old = this.queue.shift()!;
+  private discardOldest(queue: BoundedQueue): void {
+    const old = queue.shift()!;
     this.stats.queuedFrames--;
     this.stats.queuedBytes -= old.length;
     this.stats.dropped[DropReason.QueueFull]++;
@@ -205,19 +260,33 @@ export class Client implements HubClient {
     const socket = this.socket;
     const hwm = socket.writableHighWaterMark;
     const stats = this.stats;
-    while (queue.length > 0 && socket.writableLength < hwm) {
-      socket.cork();
-      do {
-        const frame = queue.shift()!;
-        stats.queuedFrames--;
-        stats.queuedBytes -= frame.length;
-        socket.write(frame);
-        stats.deliveries++;
-      } while (queue.length > 0 && socket.writableLength < hwm);
-      socket.uncork();
+    for (;;) {
+      while (queue.length > 0 && socket.writableLength < hwm) {
+        socket.cork();
+        do {
+          const frame = queue.shift()!;
+          stats.queuedFrames--;
+          stats.queuedBytes -= frame.length;
+          socket.write(frame);
+          stats.deliveries++;
+        } while (queue.length > 0 && socket.writableLength < hwm);
+        socket.uncork();
+      }
+      const backlog = this.backlog;
+      if (backlog === null) break;
+      // Top the queue up from the backlog; while the socket still takes data, write that too.
+      backlog.moveInto(queue);
+      if (backlog.length === 0) this.backlog = null;
+      if (queue.length === 0 || socket.writableLength >= hwm) break;
     }
     // Past the mark a write returned false, so 'drain' comes and flushes the rest.
     this.blocked = socket.writableLength >= hwm;
+    if (this.backlog !== null) {
+      // More than a queue behind and the peer is not taking it: the client is slow, and is
+      // evicted after SLOW_CLIENT_EVICT_MS unless it catches up.
+      if (this.blocked) this.markSlow();
+      return;
+    }
     // Caught up: the client is no longer behind, whatever it dropped before (even a frame too
     // big for any queue, which left the queue empty).
     if (queue.length === 0) this.clearSlow();
@@ -259,7 +328,7 @@ export class Client implements HubClient {
     }
     // Frames of this turn still waiting for its end go out ahead of the close frame, as they
     // would have without coalescing; only those the peer cannot take are discarded.
-    if (this.queue.length > 0) this.flush();
+    if (this.queue.length > 0 || this.backlog !== null) this.flush();
     this.closing = true;
     this.discardQueue(dropReason);
     if (ws.readyState === WebSocket.OPEN) ws.close(disconnect.code, disconnect.reason);
@@ -280,13 +349,22 @@ export class Client implements HubClient {
     this.socket.off('drain', this.flush);
   }
 
+  /** Discards the queue and any backlog behind it, each frame counted as dropped for this reason. */
   private discardQueue(reason: DropReason): void {
     this.clearSlow();
-    const discarded = this.queue.length;
+    this.discard(this.queue, reason);
+    if (this.backlog !== null) {
+      this.discard(this.backlog, reason);
+      this.backlog = null;
+    }
+  }
+
+  private discard(queue: BoundedQueue, reason: DropReason): void {
+    const discarded = queue.length;
     if (discarded === 0) return;
     this.stats.queuedFrames -= discarded;
-    this.stats.queuedBytes -= this.queue.byteLength;
-    this.queue.clear();
+    this.stats.queuedBytes -= queue.byteLength;
+    queue.clear();
     this.stats.dropped[reason] += discarded;
   }
 }

@@ -174,8 +174,8 @@ function subscribe(ctx: ConnectionContext, client: Client, command: Subscribe): 
 /**
  * The ack of a subscribe, once messages on the channel reach this gateway (after a reconnect,
  * once resubscribed): with history the channel's position, read after that, so every message
- * after it is delivered. A recovering subscribe sends its replay right after the ack, in the
- * same turn. Nothing is sent when the client left the channel meanwhile.
+ * after it is delivered. A recovering subscribe hands its replay to the client right after the
+ * ack, in the same turn; the client paces it out behind its send queue. Nothing is sent when the client left the channel meanwhile.
  */
 async function acknowledge(ctx: ConnectionContext, client: Client, command: Subscribe, recovery: ChannelRecovery | undefined): Promise<void> {
   const { channel, id, since } = command;
@@ -194,7 +194,8 @@ async function acknowledge(ctx: ConnectionContext, client: Client, command: Subs
   const result = ctx.hub.resolveRecovery(client, channel, recovery, read);
   if (result === null) return;
   if (id !== undefined) client.reply(encodeAck(id, result.position, result.outcome.recovered));
-  for (const m of result.messages) client.deliver(textFrame(m.bytes));
+  // Paced: a replay larger than the send queue waits behind it instead of overflowing it.
+  if (result.messages.length > 0) client.replay(result.messages.map((m) => textFrame(m.bytes)));
 }
 
 /**

@@ -50,6 +50,22 @@ export class BoundedQueue {
     this.bytes += frame.length;
   }
 
+  /**
+   * Moves frames from the front of this queue to the back of `target` while they fit there, in
+   * order; returns how many moved. An empty target takes the front frame even past its byte bound,
+   * so one oversized frame cannot stall what waits behind it (deliver() sends such a frame alone).
+   */
+  moveInto(target: BoundedQueue): number {
+    let moved = 0;
+    while (this.count > 0) {
+      const size = this.ring![this.head]!.length;
+      if (target.count > 0 && !target.fits(size)) break;
+      target.push(this.shift()!);
+      moved++;
+    }
+    return moved;
+  }
+
   /** Removes and returns the oldest frame, or undefined when empty. */
   shift(): Buffer | undefined {
     if (this.count === 0 || this.ring === null) return undefined;
@@ -83,3 +99,24 @@ export class BoundedQueue {
     return discarded;
   }
 }
+
+/** What a client may hold behind its full send queue while a recovery replay is paced into it. */
+export interface BacklogBounds {
+  readonly maxMessages: number;
+  readonly maxBytes: number;
+}
+
+/**
+ * The backlog's bound: a whole replay (RECOVERY_MAX_MESSAGES frames of at most MAX_MESSAGE_BYTES
+ * each, plus frame headers) and then as much live traffic again as the queue itself holds, so a
+ * full replay is never cut and a client that stops reading still meets the overflow policy.
+ */
+export function backlogBounds(queueMaxMessages: number, queueMaxBytes: number, recoveryMaxMessages: number, maxMessageBytes: number): BacklogBounds {
+  return {
+    maxMessages: recoveryMaxMessages + queueMaxMessages,
+    maxBytes: recoveryMaxMessages * (maxMessageBytes + FRAME_OVERHEAD_BYTES) + queueMaxBytes,
+  };
+}
+
+/** A frame's header plus the envelope a message frame adds around its data (offset, epoch, channel name): a generous allowance. */
+const FRAME_OVERHEAD_BYTES = 256;
