@@ -1,7 +1,6 @@
 // Runs a hostile client (attacker.ts) in a child process and collects its figures.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { startProc } from '../../tools/kit/src/process.js';
 import type { Attack } from './attacker.js';
 import { within } from './wait.js';
 
@@ -14,17 +13,16 @@ export interface RunningAttack {
 }
 
 export function runAttack(attack: Attack, timeoutMs = 60_000): RunningAttack {
-  const proc = spawn(process.execPath, [SCRIPT, JSON.stringify(attack)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    out += chunk;
-  });
-  const result = within(once(proc, 'exit'), timeoutMs, `the ${attack.mode} attacker to finish`).then(([code]) => {
-    if (code !== 0) throw new Error(`${attack.mode} attacker exited ${String(code)}`);
-    return JSON.parse(out.trim()) as Record<string, number>;
+  const proc = startProc(`${attack.mode} attacker`, process.execPath, [SCRIPT, JSON.stringify(attack)]);
+  const result = within(proc.exited, timeoutMs, `the ${attack.mode} attacker to finish`).then((code) => {
+    if (code !== 0) throw new Error(`${attack.mode} attacker exited ${String(code)}:\n${proc.tail()}`);
+    // Its figures are its one JSON line on stdout (stderr lines, if any, are not JSON objects).
+    const line = proc.tail().split('\n').reverse().find((l) => l.startsWith('{'));
+    if (line === undefined) throw new Error(`${attack.mode} attacker printed no figures:\n${proc.tail()}`);
+    return JSON.parse(line) as Record<string, number>;
   });
   const kill = (): void => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    void proc.stop('SIGKILL');
   };
   result.catch(kill);
   return { result, kill };

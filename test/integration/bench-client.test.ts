@@ -6,8 +6,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { makePayload, readPayload } from '../../services/loadgen/src/payload.js';
-import { MiniWebSocket } from '../../services/loadgen/src/wsclient.js';
+import { makePayload, readPayload } from '../../tools/loadgen/src/payload.js';
+import { MiniWebSocket } from '../../tools/loadgen/src/wsclient.js';
 
 async function server(t: { after(fn: () => Promise<void> | void): void }): Promise<{ url: string; next: Promise<WebSocket> }> {
   const http = createServer();

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { DockerComposeEnvironment, type StartedDockerComposeEnvironment } from 'testcontainers';
-import { type LbServer, readLbServers } from '../../services/cluster/src/cluster.js';
+import { type LbServer, readLbServers } from '../../tools/cluster/src/cluster.js';
 import { TestClient } from '../helpers/client.js';
 import { ROOT } from '../helpers/dashboard.js';
 import { freePort, waitUntil } from '../helpers/wait.js';

@@ -5,8 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
-import { loopbackPrometheusConfig } from '../../services/cluster/src/prometheus.js';
-import { requireProgram } from '../../services/cluster/src/processes.js';
+import { loopbackPrometheusConfig } from '../../tools/cluster/src/prometheus.js';
+import { requireProgram } from '../../tools/kit/src/process.js';
 import { ROOT, alertRules, dashboard, dashboardQueries, metricNames } from '../helpers/dashboard.js';
 import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/wait.js';
@@ -101,11 +101,12 @@ describe('Dockerfile', () => {
   });
 
   test("the build stage's tsc compiles from what the build context holds (no test/, no docs/)", () => {
-    // The Dockerfile copies package files, tsconfig.json and services/; .dockerignore drops test/.
+    // The Dockerfile copies package files, tsconfig.json and services/gateway; .dockerignore drops test/ and tools/.
     const context = mkdtempSync(join(tmpdir(), 'hubcast-context-'));
     after(() => rmSync(context, { recursive: true, force: true }));
+    assert.match(dockerfile, /^COPY services\/gateway \.\/services\/gateway$/m, 'the gateway alone is copied');
     cpSync(`${ROOT}tsconfig.json`, join(context, 'tsconfig.json'));
-    cpSync(`${ROOT}services`, join(context, 'services'), { recursive: true });
+    cpSync(`${ROOT}services/gateway`, join(context, 'services/gateway'), { recursive: true });
     symlinkSync(`${ROOT}node_modules`, join(context, 'node_modules'));
     assert.match(dockerfile, /RUN npx tsc -p services\/gateway\/tsconfig.json/);
     const r = spawnSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', 'services/gateway/tsconfig.json'], {
@@ -119,7 +120,7 @@ describe('Dockerfile', () => {
 
   test('.dockerignore keeps the build context small', () => {
     const ignored = read('.dockerignore').split('\n');
-    for (const entry of ['.git', 'node_modules', 'dist']) assert.ok(ignored.includes(entry), `${entry} ignored`);
+    for (const entry of ['.git', 'node_modules', 'dist', 'test', 'tools']) assert.ok(ignored.includes(entry), `${entry} ignored`);
   });
 
   describe('the HEALTHCHECK command itself', () => {

@@ -3,7 +3,7 @@
 // environment), and Prometheus scraping the gateways with deploy/prometheus/alerts.yml.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type Cluster, startCluster } from '../../services/cluster/src/cluster.js';
+import { type Cluster, startCluster } from '../../tools/cluster/src/cluster.js';
 import { CloseCode, Disconnect } from '../../services/gateway/src/codes.js';
 import { TestClient } from '../helpers/client.js';
 import { alertRules, dashboardQueries, expandGrafana } from '../helpers/dashboard.js';

@@ -1,7 +1,7 @@
 // Keeps README.md and the registries in step: every close code, error code, drop and eviction
 // reason, config variable and metric is documented, and nothing documented is missing from code.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CloseCode, Disconnect, DropReason, ErrorCode, EvictReason } from '../../services/gateway/src/codes.js';
@@ -9,7 +9,8 @@ import { CONFIG_VARIABLES, SETTINGS } from '../../services/gateway/src/config.js
 import { METRICS, createMetrics } from '../../services/gateway/src/metrics.js';
 import { Stats } from '../../services/gateway/src/stats.js';
 
-const README = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const README = readFileSync(`${ROOT}README.md`, 'utf8');
 
 /** The rows of the markdown table that follows a heading line. */
 function table(heading: string): string[][] {
@@ -113,5 +114,35 @@ describe('README documents the registries', () => {
         if (listed.length > 0) assert.deepEqual(listed, l.values, `${metric.name}: every ${l.name} value is listed`);
       }
     }
+  });
+});
+
+describe('README code map', () => {
+  const start = README.indexOf('\n## Code map\n');
+  const end = README.indexOf('\n## ', start + 1);
+  const section = README.slice(start, end);
+  const named = new Set([...section.matchAll(/`([^`\s]+\.ts)`/g)].map((m) => m[1]!));
+  /** Source files under dir (repository-relative), recursively. */
+  const sources = (dir: string): string[] =>
+    readdirSync(`${ROOT}${dir}`, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => f.split('\\').join('/'));
+
+  test('names every gateway file (relative to services/gateway/src), every tool and every test helper', () => {
+    assert.ok(start >= 0, 'README has a "## Code map" section');
+    const gateway = sources('services/gateway/src');
+    const full = [...sources('tools').map((f) => `tools/${f}`), ...sources('test/helpers').map((f) => `test/helpers/${f}`)];
+    assert.ok(gateway.includes('main.ts') && full.includes('tools/kit/src/process.ts'), 'the walk finds the sources');
+    assert.deepEqual(gateway.filter((f) => !named.has(f)), [], 'gateway files missing from the code map');
+    assert.deepEqual(full.filter((f) => !named.has(f)), [], 'tool and helper files missing from the code map');
+  });
+
+  test('every file it names exists', () => {
+    // A gateway file may be named by its path under src/ or, inside a row about its folder, by its base name.
+    const gateway = sources('services/gateway/src');
+    const exists = (f: string): boolean =>
+      /^(tools|test)\//.test(f) ? existsSync(`${ROOT}${f}`) : gateway.some((g) => g === f || g.endsWith(`/${f}`));
+    const missing = [...named].filter((f) => !exists(f));
+    assert.deepEqual(missing, []);
   });
 });

@@ -4,7 +4,8 @@
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { textFrame } from '../../../gateway/src/frame.js';
+// The gateway's own framing, so the ceiling frames exactly as a gateway does.
+import { textFrame } from '../../../../services/gateway/src/frame.js';
 import { listenAndAnnounce } from './listen.js';
 
 const subscribers = new Set<Socket>();

@@ -1,6 +1,7 @@
 // `npm run bench`: every scenario against hubcast, Socket.IO + Redis adapter and the bare ws
 // ceiling, in one run; prints one table with ratios and writes the JSON.
 //
+// Flags as --name=value or --name value:
 //   --quick                 small N and short runs (a CI smoke check); exits 1 on any loss
 //   --scenarios=a,b,c,d,e   --targets=hubcast,socketio,ws
 //   --json=FILE             where the JSON goes (default bench-results.json)
@@ -10,7 +11,8 @@
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
-import { startRedis } from '../../../test/helpers/redis.js';
+import { parseFlags } from '../../kit/src/flags.js';
+import { startRedis } from '../../kit/src/redis.js';
 import { buildRows, formatTable } from './report.js';
 import { type Measurement, runScenario, type ScenarioId, type ScenarioResult, type Sizes } from './scenarios.js';
 import { TARGETS, type TargetName } from './targets.js';
@@ -35,9 +37,24 @@ const QUICK: Sizes = {
   subscriberProcesses: 2,
 };
 
-function arg(name: string): string | undefined {
-  const prefix = `--${name}=`;
-  return process.argv.find((a) => a.startsWith(prefix))?.slice(prefix.length);
+const USAGE =
+  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e] [--targets=hubcast,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N]';
+const FLAGS = { quick: 'boolean', help: 'boolean', scenarios: 'string', targets: 'string', json: 'string', profile: 'string', gateways: 'string', repeat: 'string' } as const;
+
+const parsed = parseFlags(process.argv.slice(2), FLAGS);
+if (!parsed.ok || parsed.flags.positional.length > 0) {
+  process.stderr.write(`bench: ${parsed.ok ? `unexpected argument ${parsed.flags.positional[0]}` : parsed.error}\n${USAGE}\n`);
+  process.exit(2);
+}
+if (parsed.flags.values.has('help')) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const flags = parsed.flags.values;
+
+function arg(name: keyof typeof FLAGS): string | undefined {
+  const value = flags.get(name);
+  return typeof value === 'string' ? value : undefined;
 }
 
 /**
@@ -72,7 +89,7 @@ function out(line: string): void {
 }
 
 async function main(): Promise<number> {
-  const quick = process.argv.includes('--quick');
+  const quick = flags.has('quick');
   const gateways = arg('gateways');
   const sizes = { ...(quick ? QUICK : FULL), ...(gateways === undefined ? {} : { gateways: Number(gateways) }) };
   const scenarios = (arg('scenarios')?.split(',') ?? ['a', 'b', 'c', 'd', 'e']) as ScenarioId[];

@@ -1,5 +1,5 @@
 // Shared by the peer and ceiling servers: listen on PORT (0 = free) on loopback and log the same
-// JSON `listening` line as the gateway, so the test helper that starts gateways starts these too.
+// JSON `listening` line as the gateway, so the kit's startGateway starts these too.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 

@@ -2,8 +2,8 @@
 // hubcast (G gateways over Redis), Socket.IO 4 with the Redis adapter (G servers over the same
 // Redis), and the bare ws ceiling (one process; no Redis).
 import { fileURLToPath } from 'node:url';
-import { type GatewayProcess, startGateway } from '../../../test/helpers/gateway.js';
-import { uniquePrefix } from '../../../test/helpers/redis.js';
+import { type GatewayProcess, startGateway } from '../../kit/src/gateway.js';
+import { uniquePrefix } from '../../kit/src/redis.js';
 import type { Dialect } from './ipc.js';
 
 export type TargetName = 'hubcast' | 'socketio' | 'ws';
@@ -135,13 +135,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
     serverPids: name === 'ws' ? gatewayPids : [...gatewayPids, ...redisPids],
     // SIGTERM, so a server run with --cpu-prof writes its profile on the way out.
     stop: async () => {
-      await Promise.all(
-        servers.map(async (s) => {
-          const timer = setTimeout(() => void s.kill('SIGKILL'), 10_000);
-          await s.kill('SIGTERM');
-          clearTimeout(timer);
-        }),
-      );
+      await Promise.all(servers.map((s) => s.stop('SIGTERM', 10_000)));
     },
   };
 }

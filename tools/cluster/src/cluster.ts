@@ -5,14 +5,17 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MAIN as GATEWAY_MAIN } from '../../kit/src/gateway.js';
+import { freePortOn, requireFree } from '../../kit/src/ports.js';
+import { type Proc, requireProgram, startProc, waitFor } from '../../kit/src/process.js';
+import { startRedisServer } from '../../kit/src/redis.js';
+import { httpStatus } from '../../kit/src/wait.js';
 import { type DnsServer, startDnsServer } from './dns.js';
 import { loopbackPrometheusConfig } from './prometheus.js';
-import { type Proc, freePortOn, httpStatus, requireFree, requireProgram, startProc, waitFor } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const HAPROXY_CFG = join(ROOT, 'deploy/haproxy/haproxy.cfg');
 export const PROMETHEUS_DIR = join(ROOT, 'deploy/prometheus');
-const GATEWAY_MAIN = fileURLToPath(new URL('../../gateway/src/main.js', import.meta.url));
 /** The name the gateways answer to, as the compose service is called. */
 const GATEWAY_NAME = 'gateway';
 
@@ -29,8 +32,8 @@ export interface ClusterOptions {
   readonly gatewayEnv?: Readonly<Record<string, string>>;
   /** Scrape and evaluation interval override, e.g. "1s" for tests. */
   readonly scrapeInterval?: string;
-  /** Each gateway log line, tagged with its host. */
-  readonly onGatewayLog?: (host: string, line: string) => void;
+  /** Each line a child prints, with its name: redis, gw1, gw2..., haproxy, prometheus. */
+  readonly onLog?: (name: string, line: string) => void;
 }
 
 export interface ClusterGateway {
@@ -88,46 +91,47 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   requireProgram('prometheus');
   const hosts = options.gatewayHosts ?? ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
   const work = await mkdtemp(join(tmpdir(), 'hubcast-cluster-'));
-  const procs: Proc[] = [];
+  // Stopped in layers: load balancer first, then Prometheus, then the gateways together (each
+  // drains DRAIN_MS), then Redis, which they depend on.
+  const layers: Proc[][] = [[], [], [], []];
+  const [lbLayer, promLayer, gatewayLayer, redisLayer] = layers as [Proc[], Proc[], Proc[], Proc[]];
+  const { onLog } = options;
+  const linesOf = (name: string) => onLog && ((line: string) => onLog(name, line));
+  const start = (layer: Proc[], name: string, command: string, args: readonly string[], env: Record<string, string> = {}): Proc => {
+    const proc = startProc(name, command, args, { env, onLine: linesOf(name) });
+    layer.push(proc);
+    return proc;
+  };
   let dns: DnsServer | undefined;
   const stop = async (): Promise<void> => {
-    // Load balancer first, then the gateways together (each drains DRAIN_MS), then what they depend on.
-    for (let r = 0; r <= 3; r++) {
-      await Promise.all(procs.filter((p) => rank(p.name) === r).map((p) => p.stop('SIGTERM', 15_000)));
-    }
+    for (const layer of layers) await Promise.all(layer.map((p) => p.stop('SIGTERM', 15_000)));
     await dns?.close();
     await rm(work, { recursive: true, force: true });
   };
   try {
-    const redisPort = await requireFree(LB_HOST, options.redisPort ?? 0, 'redis');
-    const redis = startProc('redis', 'redis-server', ['--port', String(redisPort), '--bind', LB_HOST, '--save', '', '--appendonly', 'no'], {});
-    procs.push(redis);
-    await waitFor(redis, 'accepting connections', async () => redis.tail().includes('Ready to accept connections'));
+    const redisPort = await requireFree([LB_HOST], options.redisPort ?? 0, 'redis');
+    redisLayer.push(await startRedisServer({ host: LB_HOST, port: redisPort, onLine: linesOf('redis') }));
     const redisUrl = `redis://${LB_HOST}:${redisPort}`;
 
-    const gatewayPort = options.gatewayPort ? options.gatewayPort : await freePortOn(hosts);
-    for (const host of hosts) if (options.gatewayPort) await requireFree(host, gatewayPort, 'gateway');
-    const gateways: ClusterGateway[] = hosts.map((host) => {
-      const env = { HOST: host, PORT: String(gatewayPort), REDIS_URL: redisUrl, LOG_LEVEL: 'info', ...options.gatewayEnv };
-      const onLine = options.onGatewayLog ? (line: string) => options.onGatewayLog!(host, line) : undefined;
-      const proc = startProc(`gateway ${host}`, process.execPath, [GATEWAY_MAIN], env, onLine);
-      procs.push(proc);
+    const gatewayPort = options.gatewayPort ? await requireFree(hosts, options.gatewayPort, 'gateway') : await freePortOn(hosts);
+    const gateways: ClusterGateway[] = hosts.map((host, i) => {
+      const env = { LOG_LEVEL: 'info', ...options.gatewayEnv, HOST: host, PORT: String(gatewayPort), REDIS_URL: redisUrl };
+      const proc = start(gatewayLayer, `gw${i + 1}`, process.execPath, [GATEWAY_MAIN], env);
       return { host, url: `http://${host}:${gatewayPort}`, proc };
     });
     for (const g of gateways) await waitFor(g.proc, '/readyz 200', async () => (await httpStatus(`${g.url}/readyz`)) === 200);
 
     dns = await startDnsServer(LB_HOST, { [GATEWAY_NAME]: hosts });
-    const lbPort = await requireFree(LB_HOST, options.lbPort ?? 0, 'load balancer');
-    const statsPort = await requireFree(LB_HOST, options.statsPort ?? 0, 'load balancer stats');
+    const lbPort = await requireFree([LB_HOST], options.lbPort ?? 0, 'load balancer');
+    const statsPort = await requireFree([LB_HOST], options.statsPort ?? 0, 'load balancer stats');
     // Only addresses go in: the file itself is deploy/haproxy/haproxy.cfg.
-    const haproxy = startProc('haproxy', 'haproxy', ['-db', '-f', HAPROXY_CFG], {
+    const haproxy = start(lbLayer, 'haproxy', 'haproxy', ['-db', '-f', HAPROXY_CFG], {
       LB_BIND: `${LB_HOST}:${lbPort}`,
       LB_STATS_BIND: `${LB_HOST}:${statsPort}`,
       DNS_SERVER: dns.address,
       GATEWAY_HOST: GATEWAY_NAME,
       GATEWAY_PORT: String(gatewayPort),
     });
-    procs.push(haproxy);
     const stats = `http://${LB_HOST}:${statsPort}`;
     const lbServers = () => readLbServers(stats);
     await waitFor(haproxy, `all ${hosts.length} gateways UP`, async () => {
@@ -135,7 +139,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       return servers.filter((s) => s.status === 'UP').length === hosts.length;
     });
 
-    const promPort = await requireFree(LB_HOST, options.prometheusPort ?? 0, 'prometheus');
+    const promPort = await requireFree([LB_HOST], options.prometheusPort ?? 0, 'prometheus');
     const promConfig = join(work, 'prometheus.yml');
     await writeFile(
       promConfig,
@@ -146,13 +150,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         interval: options.scrapeInterval,
       }),
     );
-    const prometheus = startProc('prometheus', 'prometheus', [
+    const prometheus = start(promLayer, 'prometheus', 'prometheus', [
       `--config.file=${promConfig}`,
       `--storage.tsdb.path=${join(work, 'data')}`,
       `--web.listen-address=${LB_HOST}:${promPort}`,
       '--log.level=warn',
-    ], {});
-    procs.push(prometheus);
+    ]);
     const promUrl = `http://${LB_HOST}:${promPort}`;
     await waitFor(prometheus, 'ready', async () => (await httpStatus(`${promUrl}/-/ready`)) === 200, 30_000);
 
@@ -161,11 +164,4 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await stop();
     throw err;
   }
-}
-
-function rank(name: string): number {
-  if (name === 'haproxy') return 0;
-  if (name === 'prometheus') return 1;
-  if (name.startsWith('gateway')) return 2;
-  return 3;
 }
