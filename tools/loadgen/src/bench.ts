@@ -3,7 +3,7 @@
 //
 // Flags as --name=value or --name value:
 //   --quick                 small N and short runs (a CI smoke check); exits 1 on any loss
-//   --scenarios=a,b,c,d,e   --targets=hubcast,socketio,ws
+//   --scenarios=a,b,c,d,e   --targets=hubcast,hubcast-nohistory,socketio,ws (history off runs in (a) and (b) only)
 //   --json=FILE             where the JSON goes (default bench-results.json)
 //   --profile=DIR           run the servers with --cpu-prof, profiles written to DIR
 //   --gateways=N            hubcast gateways and Socket.IO servers (default 3)
@@ -15,7 +15,7 @@ import { parseFlags } from '../../kit/src/flags.js';
 import { startRedis } from '../../kit/src/redis.js';
 import { buildRows, formatTable } from './report.js';
 import { type Measurement, runScenario, type ScenarioId, type ScenarioResult, type Sizes } from './scenarios.js';
-import { TARGETS, type TargetName } from './targets.js';
+import { HISTORY_OFF_SCENARIOS, TARGETS, type TargetName } from './targets.js';
 
 const FULL: Sizes = {
   a: { subscribers: 1000, rate: 100, durationMs: 6000, size: 64 },
@@ -38,7 +38,7 @@ const QUICK: Sizes = {
 };
 
 const USAGE =
-  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e] [--targets=hubcast,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N]';
+  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e] [--targets=hubcast,hubcast-nohistory,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N]';
 const FLAGS = { quick: 'boolean', help: 'boolean', scenarios: 'string', targets: 'string', json: 'string', profile: 'string', gateways: 'string', repeat: 'string' } as const;
 
 const parsed = parseFlags(process.argv.slice(2), FLAGS);
@@ -94,6 +94,11 @@ async function main(): Promise<number> {
   const sizes = { ...(quick ? QUICK : FULL), ...(gateways === undefined ? {} : { gateways: Number(gateways) }) };
   const scenarios = (arg('scenarios')?.split(',') ?? ['a', 'b', 'c', 'd', 'e']) as ScenarioId[];
   const targets = (arg('targets')?.split(',') ?? [...TARGETS]) as TargetName[];
+  const unknown = targets.find((t) => !TARGETS.includes(t));
+  if (unknown !== undefined) {
+    process.stderr.write(`bench: unknown target ${unknown}\n${USAGE}\n`);
+    return 2;
+  }
   const jsonPath = resolve(arg('json') ?? 'bench-results.json');
   const profileDir = arg('profile');
   const repeat = Number(arg('repeat') ?? (quick ? 1 : 3));
@@ -109,15 +114,16 @@ async function main(): Promise<number> {
       // processes on the machine does not land on one target only; each target's median run counts.
       const rounds = scenario === 'a' || scenario === 'b' ? repeat : 1;
       const runs = new Map<TargetName, ScenarioResult[]>();
+      const here = targets.filter((t) => t !== 'hubcast-nohistory' || HISTORY_OFF_SCENARIOS.includes(scenario));
       for (let round = 0; round < rounds; round++) {
-        for (const target of targets) {
+        for (const target of here) {
           const t0 = Date.now();
           const result = await runScenario({ redis: { url: redis.url, pid: redis.pid }, sizes, nodeArgs }, scenario, target);
           runs.set(target, [...(runs.get(target) ?? []), result]);
           out(`bench: (${scenario}) ${target}: ${result.error ? `FAILED: ${result.error}` : 'done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
         }
       }
-      for (const target of targets) results.push(median(runs.get(target)!));
+      for (const target of here) results.push(median(runs.get(target)!));
     }
   } finally {
     await redis.close();

@@ -34,8 +34,11 @@ export type SubscriberReply =
   | SubscriberReport
   | { readonly type: 'closed' };
 
+/** How the publisher process speaks to a target (both hubcast targets speak hubcast). */
+export type PublisherDialect = 'hubcast' | 'socketio' | 'ws';
+
 export type PublisherRequest =
-  | { readonly type: 'connect'; readonly dialect: 'hubcast' | 'socketio' | 'ws'; readonly urls: readonly string[] }
+  | { readonly type: 'connect'; readonly dialect: PublisherDialect; readonly urls: readonly string[] }
   | { readonly type: 'publish'; readonly run: number; readonly rate: number; readonly durationMs: number; readonly size: number }
   | { readonly type: 'close' };
 

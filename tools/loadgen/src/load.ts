@@ -3,7 +3,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
-import type { ConnectTarget, Dialect, PublisherReply, PublisherRequest, SubscriberReply, SubscriberRequest } from './ipc.js';
+import type { ConnectTarget, Dialect, PublisherDialect, PublisherReply, PublisherRequest, SubscriberReply, SubscriberRequest } from './ipc.js';
 
 const SUBSCRIBER = fileURLToPath(new URL('./subscriber.js', import.meta.url));
 const PUBLISHER = fileURLToPath(new URL('./publisher.js', import.meta.url));
@@ -136,7 +136,7 @@ export class Publisher {
     return this.worker.pid;
   }
 
-  async connect(dialect: 'hubcast' | 'socketio' | 'ws', urls: readonly string[]): Promise<void> {
+  async connect(dialect: PublisherDialect, urls: readonly string[]): Promise<void> {
     await this.worker.request({ type: 'connect', dialect, urls }, 'connected', 30_000);
   }
 

@@ -59,6 +59,7 @@ function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e', title:
     { scenario: title, figure: 'machine busy, share of 2 cores', values: m((x) => x.machineBusy), format: fixed(2) },
   ];
   if (s === 'a' || s === 'b') {
+    rows.push(...historyRows(title, cpu, m((x) => x.cpuMicrosPerDelivery - x.gatewayCpuMicrosPerDelivery), p99));
     rows.push({
       scenario: title,
       figure: 'target: CPU/delivery ≤ 1.15× ceiling',
@@ -103,6 +104,25 @@ function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e', title:
     });
   }
   return rows;
+}
+
+type Values = Partial<Record<TargetName, number | null>>;
+
+/** What history costs: hubcast (history at its default) against the same run with HISTORY_SIZE=0. */
+function historyRows(title: string, cpu: Values, redisCpu: Values, p99: Values): Row[] {
+  if (cpu['hubcast-nohistory'] === undefined) return [];
+  const row = (figure: string, v: Values, unit: string): Row => {
+    const on = v.hubcast ?? null;
+    const off = v['hubcast-nohistory'] ?? null;
+    const r = ratio(on, off);
+    const text = on === null || off === null ? 'n/a' : `${r === null ? 'n/a' : `${r.toFixed(2)}×`} (${on.toFixed(2)} / ${off.toFixed(2)} ${unit})`;
+    return { scenario: title, figure: `history on / off: ${figure}`, values: {}, format: fixed(2), goal: text };
+  };
+  return [
+    row('server CPU per delivery (servers + Redis)', cpu, 'µs'),
+    row('Redis CPU per delivery', redisCpu, 'µs'),
+    row('p99 latency', p99, 'ms'),
+  ];
 }
 
 export function buildRows(results: readonly ScenarioResult[], sizes: Sizes): Row[] {

@@ -1,14 +1,22 @@
-// The three systems under test, each started as real server processes on free loopback ports:
-// hubcast (G gateways over Redis), Socket.IO 4 with the Redis adapter (G servers over the same
-// Redis), and the bare ws ceiling (one process; no Redis).
+// The systems under test, each started as real server processes on free loopback ports: hubcast
+// (G gateways over Redis, history at its default), the same with history off (HISTORY_SIZE=0, to
+// show what history costs), Socket.IO 4 with the Redis adapter (G servers over the same Redis),
+// and the bare ws ceiling (one process; no Redis).
 import { fileURLToPath } from 'node:url';
 import { type GatewayProcess, startGateway } from '../../kit/src/gateway.js';
 import { uniquePrefix } from '../../kit/src/redis.js';
-import type { Dialect } from './ipc.js';
+import type { Dialect, PublisherDialect } from './ipc.js';
 
-export type TargetName = 'hubcast' | 'socketio' | 'ws';
-export const TARGETS: readonly TargetName[] = ['hubcast', 'socketio', 'ws'];
-export const TARGET_LABEL: Record<TargetName, string> = { hubcast: 'hubcast', socketio: 'Socket.IO', ws: 'ws ceiling' };
+export type TargetName = 'hubcast' | 'hubcast-nohistory' | 'socketio' | 'ws';
+export const TARGETS: readonly TargetName[] = ['hubcast', 'hubcast-nohistory', 'socketio', 'ws'];
+export const TARGET_LABEL: Record<TargetName, string> = {
+  hubcast: 'hubcast',
+  'hubcast-nohistory': 'hubcast, history off',
+  socketio: 'Socket.IO',
+  ws: 'ws ceiling',
+};
+/** The history-off variant runs only where the issue compares history on against off: (a) and (b). */
+export const HISTORY_OFF_SCENARIOS: readonly string[] = ['a', 'b'];
 
 const SOCKETIO = fileURLToPath(new URL('./servers/socketio.js', import.meta.url));
 const CEILING = fileURLToPath(new URL('./servers/ws-ceiling.js', import.meta.url));
@@ -27,7 +35,7 @@ export interface Target {
   readonly gatewayPids: readonly number[];
   readonly dialect: Dialect;
   readonly subscriberUrls: readonly string[];
-  readonly publisherDialect: TargetName;
+  readonly publisherDialect: PublisherDialect;
   readonly publisherUrls: readonly string[];
   /** hubcast's own counts, summed over its gateways; null where the target keeps none. */
   counters(): Promise<Counters | null>;
@@ -87,9 +95,12 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
   let servers: GatewayProcess[];
   let target: Omit<Target, 'servers' | 'serverPids' | 'gatewayPids' | 'stop'>;
   switch (name) {
-    case 'hubcast': {
+    case 'hubcast':
+    case 'hubcast-nohistory': {
       // (e) puts 10,000 subscribers plus the publisher on one gateway: above the default MAX_CONNECTIONS.
-      const env = { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', DRAIN_MS: '0', MAX_CONNECTIONS: '50000' };
+      // hubcast keeps HISTORY_SIZE at its default (history on): the targets are judged on it.
+      const env: Record<string, string> = { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', DRAIN_MS: '0', MAX_CONNECTIONS: '50000' };
+      if (name === 'hubcast-nohistory') env.HISTORY_SIZE = '0';
       servers = await startAll(options.servers, env, args);
       target = {
         name,
