@@ -34,7 +34,7 @@ const gatewayBoundary = Array.from({ length: GATEWAY_MAX_DEPTH + 1 }, (_, depth)
 }));
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/'] },
+  { ignores: ['**/dist/', '**/node_modules/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -50,4 +50,21 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: [NO_TEST] }] },
   },
   ...gatewayBoundary,
+  {
+    // The SDK ships with no runtime dependency: it imports only its own modules.
+    files: [`clients/js/src/**/*.${SOURCES}`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!\\./)|(^|/)\\.\\.(/|$)',
+              message: 'The SDK imports only its own modules (./x.js): no runtime dependencies, nothing outside clients/js/src.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

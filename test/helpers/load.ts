@@ -14,8 +14,6 @@ export interface Sent {
   fate: Fate | null;
 }
 
-/** The gateway's text for a publish Redis may have taken without confirming (bus/redis.ts). */
-const UNCONFIRMED = /may still be delivered/;
 
 export class LoadPublisher {
   readonly sent = new Map<number, Sent>();
@@ -29,11 +27,11 @@ export class LoadPublisher {
     private readonly ws: WebSocket,
   ) {
     ws.on('message', (data: Buffer) => {
-      const frame = JSON.parse(data.toString('utf8')) as { op: string; id?: number; message?: string };
+      const frame = JSON.parse(data.toString('utf8')) as { op: string; id?: number; code?: string };
       const sent = frame.id === undefined ? undefined : this.sent.get(frame.id);
       if (sent === undefined || sent.fate !== null) return;
       if (frame.op === 'ack') sent.fate = 'accepted';
-      else if (frame.op === 'error') sent.fate = UNCONFIRMED.test(frame.message ?? '') ? 'unconfirmed' : 'not_sent';
+      else if (frame.op === 'error') sent.fate = frame.code === 'bus_unconfirmed' ? 'unconfirmed' : 'not_sent';
       this.wake();
     });
     ws.on('close', () => {

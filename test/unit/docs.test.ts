@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CloseCode, Disconnect, DropReason, ErrorCode, EvictReason } from '../../services/gateway/src/codes.js';
+import { CloseCode, Disconnect, DropReason, ErrorCode, EvictReason, Refusal } from '../../services/gateway/src/codes.js';
 import { CONFIG_VARIABLES, SETTINGS } from '../../services/gateway/src/config.js';
 import { METRICS, createMetrics } from '../../services/gateway/src/metrics.js';
 import { Stats } from '../../services/gateway/src/stats.js';
@@ -62,6 +62,21 @@ describe('README documents the registries', () => {
   test('error codes: README rows and ErrorCode values match', () => {
     const documented = table('### Error codes').map(([code]) => unquote(code!));
     assert.deepEqual(documented.sort(), Object.values(ErrorCode).sort());
+  });
+
+  test('HTTP status codes: every documented (status, code) pair is a Refusal entry, and every entry with a status is documented', () => {
+    const documented = new Set(
+      table('### HTTP status codes')
+        .filter(([, code]) => code !== '—')
+        .map(([status, code]) => `${Number(status)} ${unquote(code!)}`),
+    );
+    const registry = new Set(
+      Object.values(Refusal)
+        .filter((r): r is typeof r & { status: number } => 'status' in r)
+        .map((r) => `${r.status} ${r.code}`),
+    );
+    assert.deepEqual([...documented].sort(), [...registry].sort());
+    for (const entry of Object.values(Refusal)) assert.ok(Object.values(ErrorCode).includes(entry.code), entry.code);
   });
 
   test('drop and eviction reasons match', () => {

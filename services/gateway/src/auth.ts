@@ -193,14 +193,3 @@ function grantOf(payload: JWTPayload): AuthResult {
   // jose has checked that exp is present and a number in the future.
   return { subject: payload.sub, expiresAt: payload.exp! * 1000, subscribe, publish };
 }
-
-/**
- * ALLOWED_ORIGINS: a browser always sends Origin on a WebSocket upgrade, so a page on another
- * site cannot ride its visitors' cookies or network position into the gateway. A request without
- * Origin is not from a browser page, and could claim any Origin anyway: it is let through.
- */
-export function originAllowed(allowed: readonly string[] | undefined, req: IncomingMessage): boolean {
-  if (allowed === undefined) return true;
-  const origin = req.headers.origin;
-  return origin === undefined || allowed.includes(origin.toLowerCase());
-}

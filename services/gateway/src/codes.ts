@@ -50,6 +50,8 @@ export const ErrorCode = {
   MessageTooLarge: 'message_too_large',
   /** The bus (Redis) is down, so the publish was rejected and not sent (HTTP 503). */
   BusUnavailable: 'bus_unavailable',
+  /** The publish was handed to Redis but not confirmed in time: it may still be delivered (HTTP 503). */
+  BusUnconfirmed: 'bus_unconfirmed',
   /** No such HTTP route (HTTP 404). */
   NotFound: 'not_found',
   /** The HTTP method is not allowed on this route (HTTP 405). */
@@ -60,6 +62,101 @@ export const ErrorCode = {
   InternalError: 'internal_error',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * One refusal: the error code, HTTP status, metric reason and message a call site would otherwise
+ * pick by hand. A call site may replace the message with a detail that names its input (which
+ * channel, which limit), never the code, status or reason. `reason` is the label counted for the
+ * route that refuses (hubcast_upgrades_rejected_total at upgrade, ..._publishes_rejected_total on
+ * a publish); routes that count nothing (404 on GET) ignore it.
+ */
+export interface Refusal<R extends string = UpgradeRejectReason | PublishRejectReason> {
+  readonly code: ErrorCode;
+  /** The HTTP answer; absent where only the WebSocket protocol refuses (an error frame). */
+  readonly status?: number;
+  readonly reason: R;
+  readonly message: string;
+}
+/** A refusal with the message for this request; what the pure checks return. */
+export interface Refused<R extends string = UpgradeRejectReason | PublishRejectReason> {
+  readonly refusal: Refusal<R>;
+  readonly detail?: string;
+}
+
+/** README.md's "HTTP status codes" table lists every (status, code) pair here; test/unit/docs.test.ts checks it. */
+export const Refusal = {
+  InvalidJson: { code: ErrorCode.InvalidJson, status: 400, reason: 'invalid', message: 'body is not valid JSON' },
+  InvalidMessage: { code: ErrorCode.InvalidMessage, status: 400, reason: 'invalid', message: 'invalid request' },
+  InvalidChannel: {
+    code: ErrorCode.InvalidChannel,
+    status: 400,
+    reason: 'invalid',
+    message: 'channel must be 1-128 characters of [A-Za-z0-9_.:-]',
+  },
+  TooManyChannels: {
+    code: ErrorCode.TooManyChannels,
+    status: 400,
+    reason: 'invalid',
+    message: 'more channels than MAX_CHANNELS_PER_CLIENT',
+  },
+  Unauthorized: { code: ErrorCode.Unauthorized, status: 401, reason: 'unauthorized', message: 'a token is required' },
+  OriginForbidden: { code: ErrorCode.Forbidden, status: 403, reason: 'forbidden', message: 'origin not allowed (ALLOWED_ORIGINS)' },
+  SubscribeForbidden: {
+    code: ErrorCode.Forbidden,
+    status: 403,
+    reason: 'forbidden',
+    message: 'the token does not allow subscribing to this channel',
+  },
+  PublishForbidden: {
+    code: ErrorCode.Forbidden,
+    status: 403,
+    reason: 'forbidden',
+    message: 'the token does not allow publishing to this channel',
+  },
+  NotFound: { code: ErrorCode.NotFound, status: 404, reason: 'invalid', message: 'no such route' },
+  MethodNotAllowed: { code: ErrorCode.MethodNotAllowed, status: 405, reason: 'invalid', message: 'method not allowed' },
+  MessageTooLarge: {
+    code: ErrorCode.MessageTooLarge,
+    status: 413,
+    reason: 'too_large',
+    message: 'encoded message exceeds MAX_MESSAGE_BYTES',
+  },
+  /** GET /ws without the upgrade headers; the code is the one a malformed request gets. */
+  UpgradeRequired: {
+    code: ErrorCode.InvalidMessage,
+    status: 426,
+    reason: 'invalid',
+    message: 'GET /ws must be a WebSocket upgrade',
+  },
+  InternalError: { code: ErrorCode.InternalError, status: 500, reason: 'invalid', message: 'internal error' },
+  BusUnavailable: {
+    code: ErrorCode.BusUnavailable,
+    status: 503,
+    reason: 'bus_unavailable',
+    message: 'the message bus is unavailable; the message was not sent',
+  },
+  // 503 like bus_unavailable: the gateway could not finish the publish. The code, not the status,
+  // says that a retry may deliver the message twice.
+  BusUnconfirmed: {
+    code: ErrorCode.BusUnconfirmed,
+    status: 503,
+    reason: 'bus_unconfirmed',
+    message: 'Redis did not confirm the message in time; it may still be delivered',
+  },
+  TooManyConnections: {
+    code: ErrorCode.TooManyConnections,
+    status: 503,
+    reason: 'too_many_connections',
+    message: 'gateway is full (MAX_CONNECTIONS)',
+  },
+  Draining: { code: ErrorCode.Draining, status: 503, reason: 'draining', message: 'gateway is shutting down; connect to another' },
+  /** WebSocket only: the connection's commands waiting on the bus are at their cap. */
+  TooManyPending: {
+    code: ErrorCode.TooManyPending,
+    reason: 'too_many_pending',
+    message: 'too many commands are waiting on the bus; wait for their replies',
+  },
+} as const satisfies Record<string, Refusal<string>>;
 
 /** Reasons a delivery is dropped: the `reason` label of hubcast_messages_dropped_total. */
 export const DropReason = {
@@ -93,6 +190,8 @@ export const PUBLISH_SOURCES: readonly PublishSource[] = ['ws', 'http'];
 
 export const PublishRejectReason = {
   BusUnavailable: 'bus_unavailable',
+  /** Handed to Redis, not confirmed in time: may still be delivered. */
+  BusUnconfirmed: 'bus_unconfirmed',
   Invalid: 'invalid',
   TooLarge: 'too_large',
   TooManyPending: 'too_many_pending',

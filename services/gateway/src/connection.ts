@@ -6,17 +6,18 @@ import type { Logger } from 'pino';
 import type { Grant } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import type { Client } from './client.js';
-import { Disconnect, ErrorCode, PublishRejectReason } from './codes.js';
+import { Disconnect, ErrorCode, Refusal, type Refused } from './codes.js';
 import type { Hub } from './hub.js';
 import {
   type Command,
+  type ProtocolError,
   type RequestId,
   encodeAck,
   encodeError,
   isProtocolError,
   parseCommand,
-  tryEncodeMessage,
 } from './protocol.js';
+import { type PublishBody, type PublishPipeline, isPending } from './publish.js';
 import { TokenBucket, Verdict } from './ratelimit.js';
 import type { Stats } from './stats.js';
 
@@ -34,6 +35,8 @@ export interface ConnectionContext {
   readonly maxMessageBytes: number;
   readonly rateLimitPerSec: number;
   readonly rateLimitBurst: number;
+  /** The WebSocket source's publish pipeline (publish.ts). */
+  readonly wsPublishes: PublishPipeline;
 }
 
 /** setTimeout's longest delay; a later expiry re-arms. */
@@ -95,7 +98,7 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
   });
   ws.on('error', (err: Error & { code?: string }) => {
     // ws has already chosen the close code (1009 for MAX_MESSAGE_BYTES, 1007 for bad UTF-8, ...).
-    ctx.log.debug({ client: client.id, err: err.message, code: err.code }, 'websocket error');
+    ctx.log.debug({ client: client.id, err, code: err.code }, 'websocket error');
   });
   ws.on('close', () => {
     if (expiry !== null) clearTimeout(expiry);
@@ -106,14 +109,15 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
 function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, text: string): void {
   const command = parseCommand(text);
   if (isProtocolError(command)) {
-    if (command.op === 'publish') ctx.stats.publishesRejected.ws[PublishRejectReason.Invalid]++;
-    sendError(ctx, client, command.error, command.message, command.id);
+    // A malformed publish is still a publish: the pipeline counts it.
+    if (command.op === 'publish') publish(ctx, client, grant, command, command.id);
+    else sendError(ctx, client, command.error, command.message, command.id);
     return;
   }
   switch (command.op) {
     case 'subscribe':
       if (!grant.subscribe.allows(command.channel)) {
-        sendError(ctx, client, ErrorCode.Forbidden, 'the token does not allow subscribing to this channel', command.id);
+        sendRefusal(ctx, client, { refusal: Refusal.SubscribeForbidden }, command.id);
         return;
       }
       subscribe(ctx, client, command);
@@ -123,12 +127,7 @@ function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, tex
       if (command.id !== undefined) client.reply(encodeAck(command.id));
       return;
     case 'publish':
-      if (!grant.publish.allows(command.channel)) {
-        ctx.stats.publishesRejected.ws[PublishRejectReason.Forbidden]++;
-        sendError(ctx, client, ErrorCode.Forbidden, 'the token does not allow publishing to this channel', command.id);
-        return;
-      }
-      publish(ctx, client, command);
+      publish(ctx, client, grant, command, command.id);
       return;
   }
 }
@@ -136,7 +135,7 @@ function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, tex
 function subscribe(ctx: ConnectionContext, client: Client, command: Command): void {
   const { id } = command;
   if (id !== undefined && client.pendingCommands >= MAX_PENDING_PER_CLIENT) {
-    sendError(ctx, client, ErrorCode.TooManyPending, TOO_MANY_PENDING, id);
+    sendRefusal(ctx, client, { refusal: Refusal.TooManyPending }, id);
     return;
   }
   const result = ctx.hub.subscribe(client, command.channel);
@@ -158,40 +157,29 @@ function subscribe(ctx: ConnectionContext, client: Client, command: Command): vo
   );
 }
 
-const TOO_MANY_PENDING = `more than ${MAX_PENDING_PER_CLIENT} commands are waiting on the bus; wait for their replies`;
-
-function publish(ctx: ConnectionContext, client: Client, command: Command & { op: 'publish' }): void {
-  const { stats } = ctx;
-  const { id } = command;
-  const payload = tryEncodeMessage(command.channel, command.data);
-  if (isProtocolError(payload)) {
-    stats.publishesRejected.ws[PublishRejectReason.Invalid]++;
-    sendError(ctx, client, payload.error, payload.message, id);
-    return;
-  }
-  if (payload.length > ctx.maxMessageBytes) {
-    stats.publishesRejected.ws[PublishRejectReason.TooLarge]++;
-    sendError(ctx, client, ErrorCode.MessageTooLarge, 'encoded message exceeds MAX_MESSAGE_BYTES', id);
-    return;
-  }
-  if (client.pendingCommands >= MAX_PENDING_PER_CLIENT) {
-    stats.publishesRejected.ws[PublishRejectReason.TooManyPending]++;
-    sendError(ctx, client, ErrorCode.TooManyPending, TOO_MANY_PENDING, id);
+function publish(
+  ctx: ConnectionContext,
+  client: Client,
+  grant: Grant,
+  body: PublishBody | ProtocolError,
+  id: RequestId | undefined,
+): void {
+  const result = ctx.wsPublishes.publish(grant, body, client.pendingCommands >= MAX_PENDING_PER_CLIENT);
+  if (!isPending(result)) {
+    sendRefusal(ctx, client, result, id);
     return;
   }
   client.commandStarted();
-  ctx.bus.publish(command.channel, payload).then(
-    () => {
-      client.commandSettled();
-      stats.publishesAccepted.ws++;
-      if (id !== undefined) client.reply(encodeAck(id));
-    },
-    (err: Error) => {
-      client.commandSettled();
-      stats.publishesRejected.ws[PublishRejectReason.BusUnavailable]++;
-      sendError(ctx, client, ErrorCode.BusUnavailable, err.message, id);
-    },
-  );
+  // The one closure per publish: it carries the client and the request id to the reply.
+  result.then((refused) => {
+    client.commandSettled();
+    if (refused !== null) sendRefusal(ctx, client, refused, id);
+    else if (id !== undefined) client.reply(encodeAck(id));
+  });
+}
+
+function sendRefusal(ctx: ConnectionContext, client: Client, { refusal, detail }: Refused, id?: RequestId): void {
+  sendError(ctx, client, refusal.code, detail ?? refusal.message, id);
 }
 
 function sendError(ctx: ConnectionContext, client: Client, code: ErrorCode, message: string, id?: RequestId): void {

@@ -12,6 +12,7 @@ import { createHttpHandler } from './http.js';
 import { Hub } from './hub.js';
 import { listen } from './listen.js';
 import { createMetrics } from './metrics.js';
+import { PublishPipeline } from './publish.js';
 import { Stats } from './stats.js';
 import { createUpgradeHandler } from './upgrade.js';
 
@@ -71,6 +72,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   });
 
   const auth = new Auth(config);
+  const publishing = { bus, stats, maxMessageBytes: config.maxMessageBytes };
   const server = createServer(
     {
       // Against slowloris: a request must complete its headers (and a body its upload) in time;
@@ -79,7 +81,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       requestTimeout: config.handshakeTimeoutMs,
       connectionsCheckingInterval: Math.min(1000, Math.ceil(config.handshakeTimeoutMs / 4)),
     },
-    createHttpHandler({ bus, stats, registry: metrics.registry, log, maxMessageBytes: config.maxMessageBytes, auth, isDraining }),
+    createHttpHandler({
+      bus,
+      registry: metrics.registry,
+      log,
+      maxMessageBytes: config.maxMessageBytes,
+      auth,
+      allowedOrigins: config.allowedOrigins,
+      httpPublishes: new PublishPipeline(publishing, 'http'),
+      isDraining,
+    }),
   );
   const upgrades = createUpgradeHandler({
     hub,
@@ -94,6 +105,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     allowedOrigins: config.allowedOrigins,
     rateLimitPerSec: config.rateLimitPerSec,
     rateLimitBurst: config.rateLimitBurst,
+    wsPublishes: new PublishPipeline(publishing, 'ws'),
     auth,
     limits: config,
     isDraining,

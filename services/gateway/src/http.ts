@@ -1,36 +1,27 @@
-// Plain HTTP routes: POST /publish, GET /metrics, /healthz, /readyz.
+// Plain HTTP routes: POST /publish (and its CORS preflight), GET /metrics, /healthz, /readyz.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type Auth, type Grant, isAuthFailure } from './auth.js';
 import type { Bus } from './bus/bus.js';
-import { ErrorCode, PublishRejectReason } from './codes.js';
-import { isProtocolError, parsePublishBody, tryEncodeMessage } from './protocol.js';
-import type { Stats } from './stats.js';
+import { Refusal } from './codes.js';
+import { type AllowedOrigins, corsHeaders, originAllowed, preflightHeaders } from './origin.js';
+import { parsePublishBody } from './protocol.js';
+import { type PublishPipeline, type PublishRefused, isPending } from './publish.js';
+import { type Headers, sendJson, sendRefusal } from './refuse.js';
+
+export { sendJson } from './refuse.js';
 
 export interface HttpContext {
   readonly bus: Bus;
-  readonly stats: Stats;
   readonly registry: Registry;
   readonly log: Logger;
   readonly maxMessageBytes: number;
   readonly auth: Auth;
+  readonly allowedOrigins: AllowedOrigins;
+  /** The HTTP source's publish pipeline (publish.ts). */
+  readonly httpPublishes: PublishPipeline;
   isDraining(): boolean;
-}
-
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string, headers?: Record<string, string>): void {
-  sendJson(res, status, { code, message }, headers);
 }
 
 export function createHttpHandler(ctx: HttpContext): (req: IncomingMessage, res: ServerResponse) => void {
@@ -40,8 +31,8 @@ export function createHttpHandler(ctx: HttpContext): (req: IncomingMessage, res:
       route(req, res);
     } catch (err) {
       // A bug, not bad input: answer 500 and keep the process serving.
-      ctx.log.error({ err: (err as Error).message, url: req.url }, 'http handler failed');
-      if (!res.headersSent) sendError(res, 500, ErrorCode.InternalError, 'internal error');
+      ctx.log.error({ err, url: req.url }, 'http handler failed');
+      if (!res.headersSent) sendRefusal(res, Refusal.InternalError);
       else res.destroy();
     }
   };
@@ -54,6 +45,7 @@ function createRouter(ctx: HttpContext): (req: IncomingMessage, res: ServerRespo
     const read = method === 'GET' || method === 'HEAD';
     switch (path) {
       case '/publish':
+        if (method === 'OPTIONS') return preflight(ctx, req, res);
         if (method !== 'POST') return methodNotAllowed(res, 'POST');
         return publish(ctx, req, res);
       case '/healthz':
@@ -67,17 +59,15 @@ function createRouter(ctx: HttpContext): (req: IncomingMessage, res: ServerRespo
         return metrics(ctx, res);
       case '/ws':
         if (!read) return methodNotAllowed(res, 'GET');
-        return sendJson(res, 426, { code: ErrorCode.InvalidMessage, message: 'GET /ws must be a WebSocket upgrade' }, {
-          upgrade: 'websocket',
-        });
+        return sendRefusal(res, Refusal.UpgradeRequired, undefined, { upgrade: 'websocket' });
       default:
-        return sendError(res, 404, ErrorCode.NotFound, `no route ${method} ${path}`);
+        return sendRefusal(res, Refusal.NotFound, `no route ${method} ${path}`);
     }
   };
 }
 
 function methodNotAllowed(res: ServerResponse, allow: string): void {
-  sendError(res, 405, ErrorCode.MethodNotAllowed, `allowed: ${allow}`, { allow });
+  sendRefusal(res, Refusal.MethodNotAllowed, `allowed: ${allow}`, { allow });
 }
 
 function readyz(ctx: HttpContext, res: ServerResponse): void {
@@ -93,47 +83,67 @@ function metrics(ctx: HttpContext, res: ServerResponse): void {
       res.writeHead(200, { 'content-type': ctx.registry.contentType });
       res.end(text);
     },
-    (err: Error) => {
-      ctx.log.error({ err: err.message }, 'metrics collection failed');
-      sendError(res, 500, ErrorCode.InternalError, 'metrics collection failed');
+    (err: unknown) => {
+      ctx.log.error({ err }, 'metrics collection failed');
+      sendRefusal(res, Refusal.InternalError, 'metrics collection failed');
     },
   );
 }
 
-type Reject = (status: number, code: ErrorCode, reason: PublishRejectReason, message: string) => void;
+const allowedOrigin = (ctx: HttpContext, req: IncomingMessage): boolean =>
+  originAllowed(ctx.allowedOrigins, req.headers.origin, req.headers.host);
 
-/** Credentials first, so an unauthenticated caller cannot make the gateway read or parse a body. */
+/**
+ * OPTIONS /publish. A browser preflights a JSON or bearer POST; an allowed origin gets what it
+ * needs, any other a 403 (counted as a refused publish: the browser will not send it).
+ * Without Origin it is no preflight: just the methods.
+ */
+function preflight(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
+  const { origin } = req.headers;
+  if (!allowedOrigin(ctx, req)) {
+    const { refusal } = ctx.httpPublishes.refuse(Refusal.OriginForbidden);
+    sendRefusal(res, refusal);
+    return;
+  }
+  res.writeHead(204, origin === undefined ? { allow: 'OPTIONS, POST' } : preflightHeaders(origin));
+  res.end();
+}
+
+/** Origin, then credentials, so a foreign page or an unauthenticated caller cannot make the gateway read or parse a body. */
 function publish(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
-  const { stats } = ctx;
-  const reject: Reject = (status, code, reason, message) => {
-    stats.publishesRejected.http[reason]++;
-    const headers: Record<string, string> = {};
-    if (status === 413 || status === 401) headers.connection = 'close';
-    if (status === 401) headers['www-authenticate'] = 'Bearer';
-    sendError(res, status, code, message, headers);
-  };
+  const pipeline = ctx.httpPublishes;
+  if (!allowedOrigin(ctx, req)) {
+    answer(res, pipeline.refuse(Refusal.OriginForbidden), {});
+    req.resume();
+    return;
+  }
+  const cors = corsHeaders(req.headers.origin, req.headers.host);
   ctx.auth.publisher(req).then(
     (result) => {
       if (isAuthFailure(result)) {
-        reject(401, ErrorCode.Unauthorized, PublishRejectReason.Unauthorized, result.message);
+        answer(res, pipeline.refuse(Refusal.Unauthorized, result.message), cors);
         req.resume();
         return;
       }
-      readAndPublish(ctx, req, res, result, reject);
+      readAndPublish(ctx, req, res, result, cors);
     },
-    (err: Error) => {
-      ctx.log.error({ err: err.message }, 'publish auth failed');
-      if (!res.headersSent) sendError(res, 500, ErrorCode.InternalError, 'internal error');
+    (err: unknown) => {
+      ctx.log.error({ err }, 'publish auth failed');
+      if (!res.headersSent) sendRefusal(res, Refusal.InternalError, undefined, cors);
     },
   );
 }
 
-function readAndPublish(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, grant: Grant, reject: Reject): void {
-  const { stats } = ctx;
+function answer(res: ServerResponse, { refusal, detail }: PublishRefused, headers: Headers): void {
+  sendRefusal(res, refusal, detail, headers);
+}
+
+function readAndPublish(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, grant: Grant, cors: Headers): void {
+  const pipeline = ctx.httpPublishes;
   const tooLarge = `body exceeds MAX_MESSAGE_BYTES (${ctx.maxMessageBytes})`;
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > ctx.maxMessageBytes) {
-    reject(413, ErrorCode.MessageTooLarge, PublishRejectReason.TooLarge, tooLarge);
+    answer(res, pipeline.refuse(Refusal.MessageTooLarge, tooLarge), cors);
     req.resume();
     return;
   }
@@ -145,7 +155,7 @@ function readAndPublish(ctx: HttpContext, req: IncomingMessage, res: ServerRespo
     size += chunk.length;
     if (size > ctx.maxMessageBytes) {
       aborted = true;
-      reject(413, ErrorCode.MessageTooLarge, PublishRejectReason.TooLarge, tooLarge);
+      answer(res, pipeline.refuse(Refusal.MessageTooLarge, tooLarge), cors);
       return;
     }
     chunks.push(chunk);
@@ -155,32 +165,11 @@ function readAndPublish(ctx: HttpContext, req: IncomingMessage, res: ServerRespo
   });
   req.on('end', () => {
     if (aborted) return;
-    const body = parsePublishBody(Buffer.concat(chunks, size).toString('utf8'));
-    if (isProtocolError(body)) {
-      reject(400, body.error, PublishRejectReason.Invalid, body.message);
-      return;
-    }
-    if (!grant.publish.allows(body.channel)) {
-      reject(403, ErrorCode.Forbidden, PublishRejectReason.Forbidden, 'the token does not allow publishing to this channel');
-      return;
-    }
-    const payload = tryEncodeMessage(body.channel, body.data);
-    if (isProtocolError(payload)) {
-      reject(400, payload.error, PublishRejectReason.Invalid, payload.message);
-      return;
-    }
-    if (payload.length > ctx.maxMessageBytes) {
-      reject(413, ErrorCode.MessageTooLarge, PublishRejectReason.TooLarge, 'encoded message exceeds MAX_MESSAGE_BYTES');
-      return;
-    }
-    ctx.bus.publish(body.channel, payload).then(
-      () => {
-        stats.publishesAccepted.http++;
-        sendJson(res, 202, { status: 'accepted' });
-      },
-      (err: Error) => {
-        reject(503, ErrorCode.BusUnavailable, PublishRejectReason.BusUnavailable, err.message);
-      },
-    );
+    const result = pipeline.publish(grant, parsePublishBody(Buffer.concat(chunks, size).toString('utf8')));
+    if (!isPending(result)) return answer(res, result, cors);
+    result.then((refused) => {
+      if (refused === null) sendJson(res, 202, { status: 'accepted' }, cors);
+      else answer(res, refused, cors);
+    });
   });
 }
