@@ -11,6 +11,10 @@ export interface ServerFrame {
   readonly code?: string;
   readonly message?: string;
   readonly id?: string | number;
+  /** Positions (history on): on messages, subscribe acks and lost frames. */
+  readonly offset?: number;
+  readonly epoch?: string;
+  readonly recovered?: boolean;
 }
 
 export interface Closed {

@@ -6,7 +6,10 @@ import { type TestContext, after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { type Bus, type BusListener, BusUnavailableError } from '../../services/gateway/src/bus/bus.js';
 import { MemoryBus } from '../../services/gateway/src/bus/memory.js';
+import { type Position, isValidEpoch } from '../../services/gateway/src/bus/position.js';
 import { RedisBus } from '../../services/gateway/src/bus/redis.js';
+import { HistoryReadPurpose } from '../../services/gateway/src/codes.js';
+import { ChannelRecovery, Recovery, type RecoveryResult } from '../../services/gateway/src/recovery.js';
 import { Stats } from '../../services/gateway/src/stats.js';
 import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
 import { freePort, within } from '../helpers/wait.js';
@@ -14,11 +17,20 @@ import { freePort, within } from '../helpers/wait.js';
 /** Everything a bus told its listener, with a way to await the next thing. */
 class Recorder implements BusListener {
   readonly received: { channel: string; payload: Buffer }[] = [];
+  /** With history on: each message's position, in arrival order. */
+  readonly positions: { channel: string; offset: number; epoch: string }[] = [];
+  readonly losses: { channel: string; offset: number; epoch: string }[] = [];
   readonly states: boolean[] = [];
   private waiters: (() => void)[] = [];
 
-  message(channel: string, payload: Buffer): void {
+  message(channel: string, payload: Buffer, position?: Position): void {
     this.received.push({ channel, payload: Buffer.from(payload) });
+    if (position !== undefined) this.positions.push({ channel, offset: position.offset, epoch: position.epoch });
+    this.wake();
+  }
+
+  lost(channel: string, position: Position): void {
+    this.losses.push({ channel, offset: position.offset, epoch: position.epoch });
     this.wake();
   }
 
@@ -45,6 +57,11 @@ class Recorder implements BusListener {
   }
 }
 
+interface HistoryOptions {
+  readonly size: number;
+  readonly ttlS: number;
+}
+
 interface Subject {
   readonly bus: Bus;
   readonly events: Recorder;
@@ -52,8 +69,12 @@ interface Subject {
 
 interface Harness {
   readonly name: string;
-  /** Two started, ready buses on one backend: a publishes, b subscribes (one and the same in-process bus). */
-  pair(t: TestContext): Promise<{ a: Subject; b: Subject }>;
+  /**
+   * Two started, ready buses on one backend: a publishes, b subscribes (one and the same
+   * in-process bus). history: HISTORY_SIZE and HISTORY_TTL_S, or null (off) for the cases about
+   * plain delivery, whose payloads are not client frames.
+   */
+  pair(t: TestContext, history?: HistoryOptions | null): Promise<{ a: Subject; b: Subject }>;
   /** A started bus whose backend cannot be reached, or why there is none. */
   unreachable(t: TestContext): Promise<Subject> | string;
   /** Takes the backend down and back, or why it cannot. */
@@ -210,10 +231,108 @@ const CASES: readonly Case[] = [
   },
 ];
 
+/** History small enough to trim in a test. */
+const HISTORY: HistoryOptions = { size: 10, ttlS: 60 };
+const frame = (channel: string, n: number): Buffer => Buffer.from(`{"op":"message","channel":"${channel}","data":${n}}`);
+
+/** Subscribes b to channel, publishes n messages from a, waits for all of them on b; returns their positions. */
+async function published(a: Subject, b: Subject, channel: string, n: number): Promise<{ offset: number; epoch: string }[]> {
+  b.bus.subscribe(channel);
+  await b.bus.whenLive(channel);
+  for (let i = 1; i <= n; i++) await a.bus.publish(channel, frame(channel, i));
+  await b.events.until(() => b.events.positions.filter((p) => p.channel === channel).length === n, `${n} messages on ${channel}`);
+  return b.events.positions.filter((p) => p.channel === channel).map(({ offset, epoch }) => ({ offset, epoch }));
+}
+
+/** A subscribe with since, as the hub runs it: registered for live messages, then the read, then resolve. */
+async function recover(b: Subject, channel: string, since: Position, maxMessages = 100): Promise<RecoveryResult> {
+  const recovery = new ChannelRecovery(since, { maxMessages, maxBuffered: 100 });
+  const read = await b.bus.history!.since(channel, since.offset, since.epoch, maxMessages, HistoryReadPurpose.Recovery);
+  return recovery.resolve(read);
+}
+
+const data = (m: { bytes: Buffer }): unknown => (JSON.parse(m.bytes.toString()) as { data: unknown }).data;
+
+/** Recovery against each bus's history (HISTORY_SIZE 10): the bus contract of issue 10. */
+const RECOVERY_CASES: readonly Case[] = [
+  {
+    name: 'history: messages carry offsets 1, 2, 3 ... in one epoch, inside the bytes as well as beside them',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t, HISTORY);
+      const positions = await published(a, b, 'h', 3);
+      assert.deepEqual(positions.map((p) => p.offset), [1, 2, 3]);
+      const epoch = positions[0]!.epoch;
+      assert.ok(isValidEpoch(epoch));
+      assert.ok(positions.every((p) => p.epoch === epoch));
+      const frames = b.events.on('h').map((text) => JSON.parse(text) as Record<string, unknown>);
+      assert.deepEqual(frames, [1, 2, 3].map((n) => ({ op: 'message', channel: 'h', data: n, offset: n, epoch })));
+    },
+  },
+  {
+    name: 'history: a channel never published has offset 0 and an epoch, which its first publish keeps',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t, HISTORY);
+      const top = await b.bus.history!.top('fresh', HistoryReadPurpose.Top);
+      assert.equal(top.offset, 0);
+      assert.ok(isValidEpoch(top.epoch));
+      const [first] = await published(a, b, 'fresh', 1);
+      assert.deepEqual(first, { offset: 1, epoch: top.epoch });
+    },
+  },
+  {
+    name: 'recovery: since an offset, exactly the missed messages in order',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t, HISTORY);
+      const positions = await published(a, b, 'r', 7);
+      const result = await recover(b, 'r', positions[2]!);
+      assert.equal(result.outcome, Recovery.Recovered);
+      assert.deepEqual(result.position, positions[6]);
+      assert.deepEqual(result.messages.map((m) => m.offset), [4, 5, 6, 7]);
+      assert.deepEqual(result.messages.map(data), [4, 5, 6, 7]);
+      assert.deepEqual(result.messages.map((m) => m.bytes.toString()), b.events.on('r').slice(3), 'the very bytes delivered live');
+      const none = await recover(b, 'r', positions[6]!);
+      assert.equal(none.outcome, Recovery.Recovered, 'nothing missed is recovered too');
+      assert.deepEqual(none.messages, []);
+    },
+  },
+  {
+    name: 'recovery: a foreign epoch, an offset beyond the top, more than the maximum: recovered false at the current position',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t, HISTORY);
+      const positions = await published(a, b, 'w', 5);
+      const { epoch } = positions[0]!;
+      const foreign = await recover(b, 'w', { offset: 2, epoch: epoch === 'AAAAAAAAAAAA' ? 'BBBBBBBBBBBB' : 'AAAAAAAAAAAA' });
+      assert.equal(foreign.outcome, Recovery.EpochMismatch);
+      const beyond = await recover(b, 'w', { offset: 9, epoch });
+      assert.equal(beyond.outcome, Recovery.BeyondTop);
+      const many = await recover(b, 'w', { offset: 1, epoch }, 3);
+      assert.equal(many.outcome, Recovery.TooMany);
+      for (const r of [foreign, beyond, many]) {
+        assert.deepEqual(r.position, { offset: 5, epoch });
+        assert.deepEqual(r.messages, [], 'never a partial replay');
+      }
+    },
+  },
+  {
+    name: 'recovery: trimmed past HISTORY_SIZE is recovered false; the last HISTORY_SIZE offsets still recover',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t, HISTORY);
+      const positions = await published(a, b, 'trim', 15);
+      const { epoch } = positions[0]!;
+      const trimmed = await recover(b, 'trim', { offset: 4, epoch });
+      assert.equal(trimmed.outcome, Recovery.Missing);
+      assert.deepEqual(trimmed.messages, []);
+      const window = await recover(b, 'trim', { offset: 5, epoch });
+      assert.equal(window.outcome, Recovery.Recovered);
+      assert.deepEqual(window.messages.map((m) => m.offset), [6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    },
+  },
+];
+
 const memory: Harness = {
   name: 'MemoryBus',
-  pair: async (t) => {
-    const one = await started(t, new MemoryBus(), true);
+  pair: async (t, history = null) => {
+    const one = await started(t, new MemoryBus({ history }), true);
     return { a: one, b: one };
   },
   unreachable: () => 'the in-process bus has no backend to lose',
@@ -222,13 +341,16 @@ const memory: Harness = {
 
 function redisHarness(redis: () => RedisHandle): Harness {
   const quiet = pino({ level: 'silent' });
-  const make = (url: string, prefix: string): RedisBus =>
-    new RedisBus({ url, prefix, timeoutMs: 2000, probeIntervalMs: 200, probeTimeoutMs: 3000 }, new Stats(), quiet);
+  const make = (url: string, prefix: string, history: HistoryOptions | null = null): RedisBus =>
+    new RedisBus({ url, prefix, timeoutMs: 2000, probeIntervalMs: 200, probeTimeoutMs: 3000, history }, new Stats(), quiet);
   return {
     name: 'RedisBus',
-    pair: async (t) => {
+    pair: async (t, history = null) => {
       const prefix = uniquePrefix();
-      const [a, b] = await Promise.all([started(t, make(redis().url, prefix), true), started(t, make(redis().url, prefix), true)]);
+      const [a, b] = await Promise.all([
+        started(t, make(redis().url, prefix, history), true),
+        started(t, make(redis().url, prefix, history), true),
+      ]);
       return { a, b };
     },
     unreachable: (t) => freePort().then((port) => started(t, make(`redis://127.0.0.1:${port}`, uniquePrefix()), false)),
@@ -248,7 +370,7 @@ describe('Bus contract', { timeout: 120_000 }, () => {
   const harnesses = [memory, redisHarness(() => redis!)];
   for (const harness of harnesses) {
     describe(harness.name, () => {
-      for (const c of CASES) test(c.name, { timeout: 30_000 }, (t) => c.run(harness, t));
+      for (const c of [...CASES, ...RECOVERY_CASES]) test(c.name, { timeout: 30_000 }, (t) => c.run(harness, t));
     });
   }
 });

@@ -21,6 +21,9 @@ function enveloped(origin: number, stream: number, seq: number, channel: string,
 
 describe('bus integrity', { timeout: 60_000 }, () => {
   const fx = useFixture();
+  // These cases are about the envelope, which carries messages while history is off; with
+  // history on, offsets and gap repair take its place (test/integration/history-*.test.ts).
+  const envelopeGateway = (env: Record<string, string>): Promise<GatewayProcess> => fx.gateway({ HISTORY_SIZE: '0', ...env });
 
   /** A gateway whose Redis traffic goes through a proxy the test controls, and a direct one sharing its prefix. */
   async function proxied(
@@ -31,8 +34,8 @@ describe('bus integrity', { timeout: 60_000 }, () => {
     const proxy = await startProxy(target.hostname, Number(target.port));
     t.after(() => proxy.close());
     const prefix = uniquePrefix();
-    const gateway = await fx.gateway({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, ...env });
-    const other = await fx.gateway({ REDIS_PREFIX: prefix });
+    const gateway = await envelopeGateway({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, ...env });
+    const other = await envelopeGateway({ REDIS_PREFIX: prefix });
     return { proxy, prefix, gateway, other };
   }
 
@@ -45,7 +48,7 @@ describe('bus integrity', { timeout: 60_000 }, () => {
 
   test('every message on Redis carries the envelope; sequences run per (origin, channel)', async (t) => {
     const prefix = uniquePrefix();
-    const gateway = await fx.gateway({ REDIS_PREFIX: prefix });
+    const gateway = await envelopeGateway({ REDIS_PREFIX: prefix });
     const raw = fx.redis.client();
     t.after(() => raw.disconnect());
     const seen: [string, Buffer][] = [];
@@ -76,7 +79,7 @@ describe('bus integrity', { timeout: 60_000 }, () => {
 
   test('a duplicate is delivered once, holes are counted, a message without envelope is not delivered', async (t) => {
     const prefix = uniquePrefix();
-    const gateway = await fx.gateway({ REDIS_PREFIX: prefix });
+    const gateway = await envelopeGateway({ REDIS_PREFIX: prefix });
     const sub = await fx.connect(gateway.ws(['dup']));
     const raw = fx.redis.client();
     t.after(() => raw.disconnect());
@@ -96,10 +99,10 @@ describe('bus integrity', { timeout: 60_000 }, () => {
 
   test('a restarted gateway is a new origin: its numbering starting over is no gap', async () => {
     const prefix = uniquePrefix();
-    const receiver = await fx.gateway({ REDIS_PREFIX: prefix });
+    const receiver = await envelopeGateway({ REDIS_PREFIX: prefix });
     const sub = await fx.connect(receiver.ws(['r']));
     for (const round of [0, 1]) {
-      const origin = await fx.gateway({ REDIS_PREFIX: prefix });
+      const origin = await envelopeGateway({ REDIS_PREFIX: prefix });
       const publisher = await fx.connect(origin.ws());
       for (let i = 0; i < 3; i++) await publisher.request({ op: 'publish', channel: 'r', data: round * 3 + i });
       await sub.waitFor((f) => f.data === round * 3 + 2);
@@ -191,7 +194,7 @@ describe('bus integrity', { timeout: 60_000 }, () => {
     const target = new URL(fx.redis.url);
     const proxy = await startProxy(target.hostname, Number(target.port));
     t.after(() => proxy.close());
-    const gateway = await fx.gateway({
+    const gateway = await envelopeGateway({
       REDIS_URL: proxy.url,
       REDIS_PREFIX: uniquePrefix(),
       BUS_PROBE_INTERVAL_MS: '200',

@@ -78,7 +78,8 @@ describe('cluster of three gateways on one Redis', { timeout: 60_000 }, () => {
 
   test('one Redis subscription per gateway and channel, released when the last local client leaves', async () => {
     const channel = 'room.refcount';
-    const redisChannel = prefix + channel;
+    // With history on (the default) a channel's pub/sub name carries its hash tag.
+    const redisChannel = `${prefix}{${channel}}`;
     const cmd = fx.redis.client();
     const numsub = async (): Promise<number> => {
       const reply = (await cmd.pubsub('NUMSUB', redisChannel)) as [string, number];

@@ -1,6 +1,7 @@
 // POST /publish: each status code, and never a 202 for a message that was not sent.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
+import { isValidEpoch } from '../../services/gateway/src/bus/position.js';
 import type { TestClient } from '../helpers/client.js';
 import { useFixture } from '../helpers/fixture.js';
 import type { GatewayProcess } from '../helpers/gateway.js';
@@ -24,7 +25,9 @@ describe('POST /publish', { timeout: 60_000 }, () => {
     assert.equal(res.status, 202);
     assert.deepEqual(await res.json(), { status: 'accepted' });
     const frame = await subscriber.waitFor((f) => f.op === 'message');
-    assert.deepEqual(frame, { op: 'message', channel: 'news', data: { headline: 'hi' } });
+    // The first message on a fresh prefix's channel: offset 1, in the epoch history gave it.
+    assert.deepEqual(frame, { op: 'message', channel: 'news', data: { headline: 'hi' }, offset: 1, epoch: frame.epoch });
+    assert.ok(isValidEpoch(frame.epoch), `an epoch: ${String(frame.epoch)}`);
   });
 
   const invalid: [string, string, string][] = [

@@ -44,6 +44,9 @@ const DEFAULTS = {
   rateLimitPerSec: 1000,
   rateLimitBurst: 2000,
   handshakeTimeoutMs: 10000,
+  historySize: 100,
+  historyTtlS: 300,
+  recoveryMaxMessages: 1000,
   permessageDeflate: false,
 };
 
@@ -93,6 +96,9 @@ const INVALID: Record<(typeof CONFIG_VARIABLES)[number], string[]> = {
   RATE_LIMIT_PER_SEC: ['0', '1000001', '1.5', 'fast'],
   RATE_LIMIT_BURST: ['0', '1000001', 'big'],
   HANDSHAKE_TIMEOUT_MS: ['99', '120001', '10s'],
+  HISTORY_SIZE: ['-1', '100001', 'all', '1.5'],
+  HISTORY_TTL_S: ['0', '2592001', '5m', '-1'],
+  RECOVERY_MAX_MESSAGES: ['0', '100001', 'many'],
   PERMESSAGE_DEFLATE: ['yes', '1', 'TRUE', 'on'],
 };
 

@@ -3,14 +3,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Bus, BusListener } from '../../services/gateway/src/bus/bus.js';
+import type { HistoryRead } from '../../services/gateway/src/bus/history-read.js';
 import { Disconnect } from '../../services/gateway/src/codes.js';
 import { Hub, type HubClient, type HubOptions } from '../../services/gateway/src/hub.js';
+import { ChannelRecovery, Recovery } from '../../services/gateway/src/recovery.js';
 import { Stats } from '../../services/gateway/src/stats.js';
 
 /** A Bus that records what the hub asks of it. */
 class RecordingBus implements Bus {
   readonly kind = 'memory';
   readonly ready = true;
+  readonly history = null;
   readonly calls: string[] = [];
 
   setListener(_listener: BusListener): void {}
@@ -569,5 +572,133 @@ describe('Hub bookkeeping', () => {
     assert.equal(hub.subscriptionCount, 0);
     assert.equal(hub.channelCount, 0);
     assert.equal(bus.calls.filter((c) => c.startsWith('unsubscribe')).length, 5);
+  });
+});
+
+describe('Hub recovery (subscribe with since)', () => {
+  const E = 'E1';
+  const payload = (offset: number): Buffer => Buffer.from(`{"op":"message","channel":"r","data":${offset},"offset":${offset},"epoch":"${E}"}`);
+  /** What a client was sent, as text (the frame header stripped: these frames are short). */
+  const texts = (c: FakeClient): string[] => c.delivered.map((f) => f.subarray(2).toString());
+  const read = (top: number, offsets: number[]): HistoryRead => ({
+    epoch: E,
+    top,
+    messages: offsets.map((offset) => ({ offset, bytes: payload(offset) })),
+    complete: true,
+  });
+  const limits = { maxMessages: 100, maxBuffered: 100 };
+
+  test('a recovering client gets no live frame while its read runs; the others are served as usual', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [plain, recovering] = registered(hub, 2);
+    hub.subscribe(plain!, 'r');
+    const recovery = new ChannelRecovery({ offset: 2, epoch: E }, limits);
+    assert.equal(hub.subscribe(recovering!, 'r', recovery), 'subscribed');
+    assert.deepEqual(channelsOf(hub, recovering!), ['r'], 'it holds the channel');
+    assert.equal(hub.subscriptionCount, 2);
+    hub.broadcast('r', payload(5), { offset: 5, epoch: E });
+    assert.equal(plain!.delivered.length, 1);
+    assert.equal(recovering!.delivered.length, 0, 'buffered in its recovery');
+
+    const result = hub.resolveRecovery(recovering!, 'r', recovery, read(4, [3, 4]));
+    assert.ok(result !== null);
+    assert.equal(result.outcome, Recovery.Recovered);
+    assert.deepEqual(result.position, { offset: 4, epoch: E });
+    assert.deepEqual(result.messages.map((m) => m.offset), [3, 4, 5], 'the replay, then the live message held meanwhile');
+
+    hub.broadcast('r', payload(6), { offset: 6, epoch: E });
+    assert.deepEqual(texts(recovering!), [payload(6).toString()], 'an ordinary subscriber from then on');
+    assert.equal(plain!.delivered.length, 2);
+  });
+
+  test('each outcome is counted under its result', { timeout: 5000 }, () => {
+    const { hub, stats } = setup();
+    const [a, b] = registered(hub, 2);
+    const ok = new ChannelRecovery({ offset: 4, epoch: E }, limits);
+    const foreign = new ChannelRecovery({ offset: 1, epoch: 'other' }, limits);
+    hub.subscribe(a!, 'r', ok);
+    hub.subscribe(b!, 'r', foreign);
+    assert.equal(hub.resolveRecovery(a!, 'r', ok, read(4, []))?.outcome, Recovery.Recovered);
+    assert.equal(hub.resolveRecovery(b!, 'r', foreign, read(4, []))?.outcome, Recovery.EpochMismatch);
+    assert.equal(stats.recoveries.recovered, 1);
+    assert.equal(stats.recoveries.epoch_mismatch, 1);
+    assert.equal(Object.values(stats.recoveries).reduce((x, y) => x + y), 2);
+  });
+
+  test('a client that left during the read gets nothing, and the channel is given back', { timeout: 5000 }, () => {
+    const { hub, bus, stats } = setup();
+    const [a] = registered(hub, 1);
+    const recovery = new ChannelRecovery({ offset: 0, epoch: E }, limits);
+    hub.subscribe(a!, 'r', recovery);
+    assert.equal(hub.unsubscribe(a!, 'r'), true);
+    assert.deepEqual(bus.calls, ['subscribe r', 'unsubscribe r'], 'a recovering client alone holds the channel, and releases it');
+    assert.equal(hub.resolveRecovery(a!, 'r', recovery, read(0, [])), null);
+    assert.equal(stats.recoveries.recovered, 0, 'not counted');
+    assert.equal(hub.subscriptionCount, 0);
+  });
+
+  test('a recovery from an earlier subscribe does not resolve a later one', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [a] = registered(hub, 1);
+    const first = new ChannelRecovery({ offset: 0, epoch: E }, limits);
+    const second = new ChannelRecovery({ offset: 0, epoch: E }, limits);
+    hub.subscribe(a!, 'r', first);
+    hub.unsubscribe(a!, 'r');
+    hub.subscribe(a!, 'r', second);
+    assert.equal(hub.resolveRecovery(a!, 'r', first, read(0, [])), null);
+    assert.notEqual(hub.resolveRecovery(a!, 'r', second, read(0, [])), null);
+  });
+
+  test('unregister during the read releases the channel', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    const [a] = registered(hub, 1);
+    const recovery = new ChannelRecovery({ offset: 0, epoch: E }, limits);
+    hub.subscribe(a!, 'r', recovery);
+    hub.unregister(a!);
+    assert.equal(bus.count('unsubscribe r'), 1);
+    assert.equal(hub.resolveRecovery(a!, 'r', recovery, read(0, [])), null);
+  });
+
+  test('abandonRecovery takes the client out of the channel; it is a no-op once resolved', { timeout: 5000 }, () => {
+    const { hub, bus } = setup();
+    const [a, b] = registered(hub, 2);
+    const failed = new ChannelRecovery({ offset: 0, epoch: E }, limits);
+    hub.subscribe(a!, 'r', failed);
+    hub.abandonRecovery(a!, 'r', failed);
+    assert.deepEqual(channelsOf(hub, a!), []);
+    assert.equal(bus.count('unsubscribe r'), 1);
+    const done = new ChannelRecovery({ offset: 0, epoch: E }, limits);
+    hub.subscribe(b!, 'r', done);
+    hub.resolveRecovery(b!, 'r', done, read(0, []));
+    hub.abandonRecovery(b!, 'r', done);
+    assert.deepEqual(channelsOf(hub, b!), ['r'], 'a resolved subscribe stands');
+  });
+
+  test('lost: one frame to every subscriber; a recovering client is told through its recovery (interrupted)', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [a, b, other] = registered(hub, 3);
+    hub.subscribe(a!, 'r');
+    hub.subscribe(other!, 'elsewhere');
+    const recovery = new ChannelRecovery({ offset: 1, epoch: E }, limits);
+    hub.subscribe(b!, 'r', recovery);
+    hub.lost('r', { offset: 7, epoch: E });
+    assert.deepEqual(texts(a!).map((t) => JSON.parse(t)), [{ op: 'lost', channel: 'r', offset: 7, epoch: E }]);
+    assert.equal(b!.delivered.length, 0);
+    assert.equal(other!.delivered.length, 0);
+    hub.broadcast('r', payload(8), { offset: 8, epoch: E });
+    const result = hub.resolveRecovery(b!, 'r', recovery, read(4, [2, 3, 4]));
+    assert.equal(result?.outcome, Recovery.Interrupted);
+    assert.deepEqual(result?.position, { offset: 7, epoch: E }, 'the ack reports the position the channel jumped to');
+    assert.deepEqual(result?.messages.map((m) => m.offset), [8]);
+  });
+
+  test('a message without a position (history off) is not buffered, and lost on an unknown channel is a no-op', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [a] = registered(hub, 1);
+    const recovery = new ChannelRecovery({ offset: 0, epoch: E }, limits);
+    hub.subscribe(a!, 'r', recovery);
+    hub.broadcast('r', Buffer.from('{"op":"message","channel":"r","data":1}'));
+    hub.lost('nowhere', { offset: 1, epoch: E });
+    assert.deepEqual(hub.resolveRecovery(a!, 'r', recovery, read(0, []))?.messages, []);
   });
 });

@@ -13,7 +13,7 @@ import { Stats } from '../../services/gateway/src/stats.js';
 function setup(bus: Bus = new MemoryBus(), maxMessageBytes = 200): { stats: Stats; ws: PublishPipeline; http: PublishPipeline; received: Buffer[] } {
   const stats = new Stats();
   const received: Buffer[] = [];
-  bus.setListener({ message: (_c, payload) => received.push(payload), readiness: () => undefined });
+  bus.setListener({ message: (_c, payload) => received.push(payload), lost: () => undefined, readiness: () => undefined });
   bus.subscribe('news');
   const ctx = { bus, stats, maxMessageBytes };
   return { stats, ws: new PublishPipeline(ctx, 'ws'), http: new PublishPipeline(ctx, 'http'), received };

@@ -92,6 +92,9 @@ export function isAuthFailure(result: AuthResult): result is AuthFailure {
 
 export type AuthOptions = Pick<Config, 'authJwtSecret' | 'authPublicKey' | 'authJwksUrl' | 'authAudience' | 'authIssuer' | 'publishApiKey'>;
 
+/** GET /history with the API key: every channel may be read. */
+const HISTORY_KEY_GRANT: Grant = Object.freeze({ ...API_KEY_GRANT, subscribe: ChannelPatterns.ANY });
+
 type Key = Uint8Array | KeyObject | JWTVerifyGetKey;
 
 /** The key and the only algorithms it may verify: never `none`, never HS with an asymmetric key. */
@@ -170,6 +173,12 @@ export class Auth {
     if (this.apiKeyDigest !== null && timingSafeEqual(digest(presented), this.apiKeyDigest)) return API_KEY_GRANT;
     if (this.source === null) return { failure: 'invalid', message: 'wrong API key' };
     return this.verify(presented);
+  }
+
+  /** GET /history: the API key (every channel), or a token with subscribe rights (checked per channel by the caller). */
+  async historyReader(req: IncomingMessage): Promise<AuthResult> {
+    const result = await this.publisher(req);
+    return result === API_KEY_GRANT ? HISTORY_KEY_GRANT : result;
   }
 }
 

@@ -60,6 +60,8 @@ export const ErrorCode = {
   Draining: 'draining',
   /** An unexpected server fault (HTTP 500). */
   InternalError: 'internal_error',
+  /** GET /history while history is off (HISTORY_SIZE=0) (HTTP 404). */
+  HistoryDisabled: 'history_disabled',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -114,6 +116,7 @@ export const Refusal = {
     message: 'the token does not allow publishing to this channel',
   },
   NotFound: { code: ErrorCode.NotFound, status: 404, reason: 'invalid', message: 'no such route' },
+  HistoryDisabled: { code: ErrorCode.HistoryDisabled, status: 404, reason: 'invalid', message: 'history is off on this gateway (HISTORY_SIZE=0)' },
   MethodNotAllowed: { code: ErrorCode.MethodNotAllowed, status: 405, reason: 'invalid', message: 'method not allowed' },
   MessageTooLarge: {
     code: ErrorCode.MessageTooLarge,
@@ -216,6 +219,32 @@ export const UpgradeRejectReason = {
   HandshakeTimeout: 'handshake_timeout',
 } as const;
 export type UpgradeRejectReason = (typeof UpgradeRejectReason)[keyof typeof UpgradeRejectReason];
+
+/** How a subscribe with `since` ended: the `result` label of hubcast_recoveries_total (recovery.ts's outcome table). */
+export const RecoveryResult = {
+  Recovered: 'recovered',
+  EpochMismatch: 'epoch_mismatch',
+  BeyondTop: 'beyond_top',
+  TooMany: 'too_many',
+  Missing: 'missing',
+  Interrupted: 'interrupted',
+  Overflow: 'overflow',
+  NoHistory: 'no_history',
+} as const;
+export type RecoveryResult = (typeof RecoveryResult)[keyof typeof RecoveryResult];
+
+/** Why history was read: the `purpose` label of hubcast_history_read_duration_seconds. */
+export const HistoryReadPurpose = {
+  /** A subscribe with `since`. */
+  Recovery: 'recovery',
+  /** Gap repair: the offsets a jump skipped. */
+  Repair: 'repair',
+  /** A channel's position: a subscribe ack, or the check of each channel after the subscriber reconnects. */
+  Top: 'top',
+  /** GET /history. */
+  Http: 'http',
+} as const;
+export type HistoryReadPurpose = (typeof HistoryReadPurpose)[keyof typeof HistoryReadPurpose];
 
 /** Why the gateway closed a client on policy: the `reason` label of hubcast_clients_closed_total. */
 export const PolicyCloseReason = {

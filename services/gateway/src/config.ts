@@ -191,6 +191,9 @@ export const SETTINGS = {
   rateLimitPerSec: int('RATE_LIMIT_PER_SEC', 1, 1_000_000, 1000, 'Per-client inbound frames per second (token bucket refill).'),
   rateLimitBurst: int('RATE_LIMIT_BURST', 1, 1_000_000, 2000, 'Bucket size; more refused in one second closes with 1008.'),
   handshakeTimeoutMs: int('HANDSHAKE_TIMEOUT_MS', 100, 120_000, 10_000, 'Headers, body and upgrade must arrive this fast.'),
+  historySize: int('HISTORY_SIZE', 0, 100_000, 100, 'Messages kept per channel for recovery and gap repair; 0 turns history off.'),
+  historyTtlS: int('HISTORY_TTL_S', 1, 30 * 86_400, 300, "A channel's history expires this long after its last publish."),
+  recoveryMaxMessages: int('RECOVERY_MAX_MESSAGES', 1, 100_000, 1000, 'Most missed messages one subscribe with since replays.'),
   permessageDeflate: flag('PERMESSAGE_DEFLATE', false, 'Accept compressed frames from clients (bounded).'),
 } as const;
 

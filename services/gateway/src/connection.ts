@@ -1,12 +1,13 @@
-// What one connected client may do: subscribe, unsubscribe, publish, within its token's channel
-// patterns and its rate limit. Every bad input gets an error frame and the connection stays open;
+// What one connected client may do: subscribe (with `since`: recover what it missed), unsubscribe,
+// publish, ping, within its token's channel patterns and its rate limit. Every bad input gets an error frame and the connection stays open;
 // ws itself closes on framing faults (1002, 1007, 1009); sustained rate abuse closes with 1008 and
 // an expired token with 4001.
 import type { Logger } from 'pino';
 import type { Grant } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import type { Client } from './client.js';
-import { Disconnect, ErrorCode, Refusal, type Refused } from './codes.js';
+import { Disconnect, ErrorCode, HistoryReadPurpose, RecoveryResult, Refusal, type Refused } from './codes.js';
+import { textFrame } from './frame.js';
 import type { Hub } from './hub.js';
 import {
   type Command,
@@ -19,6 +20,7 @@ import {
 } from './protocol.js';
 import { type PublishBody, type PublishPipeline, isPending } from './publish.js';
 import { TokenBucket, Verdict } from './ratelimit.js';
+import { ChannelRecovery, type RecoveryLimits } from './recovery.js';
 import type { Stats } from './stats.js';
 
 /**
@@ -37,7 +39,11 @@ export interface ConnectionContext {
   readonly rateLimitBurst: number;
   /** The WebSocket source's publish pipeline (publish.ts). */
   readonly wsPublishes: PublishPipeline;
+  /** RECOVERY_MAX_MESSAGES, and the live messages one recovery may buffer during its read. */
+  readonly recovery: RecoveryLimits;
 }
+
+type Subscribe = Extract<Command, { op: 'subscribe' }>;
 
 /** setTimeout's longest delay; a later expiry re-arms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -129,33 +135,73 @@ function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, tex
     case 'publish':
       publish(ctx, client, grant, command, command.id);
       return;
+    case 'ping':
+      if (command.id !== undefined) client.reply(encodeAck(command.id));
+      return;
   }
 }
 
-function subscribe(ctx: ConnectionContext, client: Client, command: Command): void {
-  const { id } = command;
+function subscribe(ctx: ConnectionContext, client: Client, command: Subscribe): void {
+  const { id, since } = command;
   if (id !== undefined && client.pendingCommands >= MAX_PENDING_PER_CLIENT) {
     sendRefusal(ctx, client, { refusal: Refusal.TooManyPending }, id);
     return;
   }
-  const result = ctx.hub.subscribe(client, command.channel);
+  const history = ctx.bus.history;
+  const recovery = since !== undefined && history !== null ? new ChannelRecovery(since, ctx.recovery) : undefined;
+  const result = ctx.hub.subscribe(client, command.channel, recovery);
   if (result === 'limit') {
     sendError(ctx, client, ErrorCode.TooManyChannels, 'subscription limit reached (MAX_CHANNELS_PER_CLIENT)', id);
     return;
   }
-  if (id === undefined) return;
-  // The ack means "messages on this channel now reach you", so it waits for the bus.
+  if (since !== undefined && history === null) ctx.stats.recoveries[RecoveryResult.NoHistory]++;
+  const recovering = result === 'subscribed' ? recovery : undefined;
+  if (id === undefined && recovering === undefined) return;
   client.commandStarted();
-  ctx.hub.whenLive(command.channel).then(
-    () => {
+  acknowledge(ctx, client, command, recovering).then(
+    () => client.commandSettled(),
+    (err: Error) => {
       client.commandSettled();
-      client.reply(encodeAck(id));
-    },
-    () => {
-      client.commandSettled();
+      if (recovering === undefined) return; // the bus closed while waiting (shutdown): no reply, as without history
+      // The recovery's read failed (Redis down or slow): the subscribe fails as a whole, never a
+      // partial replay, and the client may send it again.
+      ctx.hub.abandonRecovery(client, command.channel, recovering);
+      if (id !== undefined) sendRefusal(ctx, client, { refusal: Refusal.BusUnavailable, detail: `history could not be read: ${err.message}` }, id);
     },
   );
 }
+
+/**
+ * The ack of a subscribe, once messages on the channel reach this gateway (after a reconnect,
+ * once resubscribed): with history the channel's position, read after that, so every message
+ * after it is delivered. A recovering subscribe sends its replay right after the ack, in the
+ * same turn. Nothing is sent when the client left the channel meanwhile.
+ */
+async function acknowledge(ctx: ConnectionContext, client: Client, command: Subscribe, recovery: ChannelRecovery | undefined): Promise<void> {
+  const { channel, id, since } = command;
+  await ctx.hub.whenLive(channel);
+  const history = ctx.bus.history;
+  // A `since` that is not recovered (history off, or already subscribed) says so: recovered false.
+  const asked = since === undefined ? undefined : false;
+  if (recovery === undefined) {
+    if (id === undefined) return;
+    const position = history === null ? null : await history.top(channel, HistoryReadPurpose.Top).catch(noPosition);
+    client.reply(encodeAck(id, position, asked));
+    return;
+  }
+  const read = await history!.since(channel, recovery.since.offset, recovery.since.epoch, ctx.recovery.maxMessages, HistoryReadPurpose.Recovery);
+  const result = ctx.hub.resolveRecovery(client, channel, recovery, read);
+  if (result === null) return;
+  if (id !== undefined) client.reply(encodeAck(id, result.position, result.outcome.recovered));
+  for (const m of result.messages) client.deliver(textFrame(m.bytes));
+}
+
+/**
+ * A subscribe acked once live whose position could not be read (the publisher connection is
+ * still reconnecting): the subscription stands and is acked without a position, as with history
+ * off; its messages carry theirs.
+ */
+const noPosition = (): null => null;
 
 function publish(
   ctx: ConnectionContext,

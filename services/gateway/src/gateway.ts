@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Auth } from './auth.js';
 import type { Bus } from './bus/bus.js';
+import type { ObserveHistoryRead } from './bus/history-reads.js';
 import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
 import { Disconnect, UpgradeRejectReason } from './codes.js';
@@ -25,13 +26,15 @@ export interface Gateway {
   shutdown(): Promise<void>;
 }
 
-function createBus(config: Config, stats: Stats, log: Logger): Bus {
+function createBus(config: Config, stats: Stats, log: Logger, observeHistoryRead: ObserveHistoryRead): Bus {
+  // HISTORY_SIZE=0: no history, no positions; the bus publishes as before history existed.
+  const history = config.historySize === 0 ? null : { size: config.historySize, ttlS: config.historyTtlS };
   if (config.redisUrl === undefined) {
     stats.busConnected.publisher = 1;
     stats.busConnected.subscriber = 1;
     // In-process delivery is synchronous and cannot lose a message: no envelope, no probe.
     stats.busProbeOk = 1;
-    return new MemoryBus();
+    return new MemoryBus({ history, observeHistoryRead });
   }
   return new RedisBus(
     {
@@ -40,6 +43,8 @@ function createBus(config: Config, stats: Stats, log: Logger): Bus {
       timeoutMs: config.redisTimeoutMs,
       probeIntervalMs: config.busProbeIntervalMs,
       probeTimeoutMs: config.busProbeTimeoutMs,
+      history,
+      observeHistoryRead,
     },
     stats,
     log.child({ component: 'bus' }),
@@ -48,7 +53,8 @@ function createBus(config: Config, stats: Stats, log: Logger): Bus {
 
 export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
   const stats = new Stats();
-  const bus = createBus(config, stats, log);
+  // The bus times its history reads into a histogram the metrics (made next, as they read the bus) own.
+  const bus = createBus(config, stats, log, (purpose, seconds) => metrics.observeHistoryRead(purpose, seconds));
   let draining = false;
   const isDraining = (): boolean => draining;
 
@@ -67,7 +73,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   });
 
   bus.setListener({
-    message: (channel, payload) => hub.broadcast(channel, payload),
+    message: (channel, payload, position) => hub.broadcast(channel, payload, position),
+    lost: (channel, position) => hub.lost(channel, position),
     readiness: (ready) => log.info({ ready }, ready ? 'bus ready' : 'bus not ready'),
   });
 
@@ -89,6 +96,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       auth,
       allowedOrigins: config.allowedOrigins,
       httpPublishes: new PublishPipeline(publishing, 'http'),
+      historySize: config.historySize,
       isDraining,
     }),
   );
@@ -106,6 +114,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     rateLimitPerSec: config.rateLimitPerSec,
     rateLimitBurst: config.rateLimitBurst,
     wsPublishes: new PublishPipeline(publishing, 'ws'),
+    recovery: { maxMessages: config.recoveryMaxMessages, maxBuffered: config.recoveryMaxMessages },
     auth,
     limits: config,
     isDraining,

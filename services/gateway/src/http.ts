@@ -1,12 +1,13 @@
-// Plain HTTP routes: POST /publish (and its CORS preflight), GET /metrics, /healthz, /readyz.
+// Plain HTTP routes: POST /publish and GET /history (and their CORS preflights), GET /metrics,
+// /healthz, /readyz.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type Auth, type Grant, isAuthFailure } from './auth.js';
 import type { Bus } from './bus/bus.js';
-import { Refusal } from './codes.js';
+import { HistoryReadPurpose, Refusal } from './codes.js';
 import { type AllowedOrigins, corsHeaders, originAllowed, preflightHeaders } from './origin.js';
-import { parsePublishBody } from './protocol.js';
+import { type HistoryQuery, encodeHistory, isProtocolError, parseHistoryQuery, parsePublishBody } from './protocol.js';
 import { type PublishPipeline, type PublishRefused, isPending } from './publish.js';
 import { type Headers, sendJson, sendRefusal } from './refuse.js';
 
@@ -21,6 +22,8 @@ export interface HttpContext {
   readonly allowedOrigins: AllowedOrigins;
   /** The HTTP source's publish pipeline (publish.ts). */
   readonly httpPublishes: PublishPipeline;
+  /** HISTORY_SIZE: the most messages GET /history answers (and its default limit). */
+  readonly historySize: number;
   isDraining(): boolean;
 }
 
@@ -48,6 +51,10 @@ function createRouter(ctx: HttpContext): (req: IncomingMessage, res: ServerRespo
         if (method === 'OPTIONS') return preflight(ctx, req, res);
         if (method !== 'POST') return methodNotAllowed(res, 'POST');
         return publish(ctx, req, res);
+      case '/history':
+        if (method === 'OPTIONS') return historyPreflight(ctx, req, res);
+        if (method !== 'GET') return methodNotAllowed(res, 'GET');
+        return history(ctx, req, res);
       case '/healthz':
         if (!read) return methodNotAllowed(res, 'GET, HEAD');
         return sendJson(res, 200, { status: 'ok' });
@@ -131,6 +138,52 @@ function publish(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): v
       ctx.log.error({ err }, 'publish auth failed');
       if (!res.headersSent) sendRefusal(res, Refusal.InternalError, undefined, cors);
     },
+  );
+}
+
+/** OPTIONS /history: as for /publish, a GET with a bearer token needs a preflight from another origin. */
+function historyPreflight(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
+  const { origin } = req.headers;
+  if (!allowedOrigin(ctx, req)) return sendRefusal(res, Refusal.OriginForbidden);
+  res.writeHead(204, origin === undefined ? { allow: 'GET, OPTIONS' } : preflightHeaders(origin, 'GET'));
+  res.end();
+}
+
+/**
+ * GET /history. The origin rule applies as on /publish, although the route only reads: the
+ * answer holds channel data, and a foreign page must not get a visitor's browser to fetch it.
+ * Then history on, credentials, parameters, and the subscribe permission for the channel.
+ */
+function history(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
+  if (!allowedOrigin(ctx, req)) return sendRefusal(res, Refusal.OriginForbidden);
+  const cors = corsHeaders(req.headers.origin, req.headers.host);
+  const reads = ctx.bus.history;
+  if (reads === null) return sendRefusal(res, Refusal.HistoryDisabled, undefined, cors);
+  ctx.auth.historyReader(req).then(
+    (grant) => {
+      if (isAuthFailure(grant)) return sendRefusal(res, Refusal.Unauthorized, grant.message, cors);
+      const query = parseHistoryQuery(new URL(req.url ?? '/', 'http://gateway').searchParams, ctx.historySize);
+      if (isProtocolError(query)) {
+        return sendRefusal(res, query.error === Refusal.InvalidChannel.code ? Refusal.InvalidChannel : Refusal.InvalidMessage, query.message, cors);
+      }
+      if (!grant.subscribe.allows(query.channel)) return sendRefusal(res, Refusal.SubscribeForbidden, undefined, cors);
+      return readHistory(ctx, res, query, cors);
+    },
+    (err: unknown) => {
+      ctx.log.error({ err }, 'history auth failed');
+      if (!res.headersSent) sendRefusal(res, Refusal.InternalError, undefined, cors);
+    },
+  );
+}
+
+function readHistory(ctx: HttpContext, res: ServerResponse, query: HistoryQuery, cors: Headers): void {
+  ctx.bus.history!.since(query.channel, query.since, query.epoch, query.limit, HistoryReadPurpose.Http).then(
+    (read) => {
+      const body = encodeHistory(query.channel, read);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, 'cache-control': 'no-store', ...cors });
+      res.end(body);
+    },
+    (err: Error) => sendRefusal(res, Refusal.BusUnavailable, `history could not be read: ${err.message}`, cors),
   );
 }
 

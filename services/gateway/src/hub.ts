@@ -2,11 +2,20 @@
 // broadcast, and every server-side close (a Disconnect entry). It asks the bus for a channel when
 // its first local client (or pin) arrives and gives it back when the last one leaves. It never
 // waits on a client, and knows a client only through HubClient; flush.ts batches their writes.
+//
+// A subscribe with `since` joins its channel as recovering (recovery.ts): while its history read
+// runs, the channel's live messages go to its ChannelRecovery instead of its queue, and
+// resolveRecovery() moves it to the subscribers in the turn its ack and replay are sent. The
+// other subscribers' delivery is untouched: they are a separate set.
 import type { Logger } from 'pino';
 import type { Bus } from './bus/bus.js';
+import type { HistoryRead } from './bus/history-read.js';
+import type { Position } from './bus/position.js';
 import { Disconnect } from './codes.js';
 import { FlushScheduler, type Flushable } from './flush.js';
 import { textFrame } from './frame.js';
+import { encodeLost } from './protocol.js';
+import type { ChannelRecovery, RecoveryResult } from './recovery.js';
 import type { Stats } from './stats.js';
 
 /** What the hub asks of a client; client.ts implements it, the hub's unit tests fake it. */
@@ -30,6 +39,8 @@ interface ChannelEntry {
   readonly subscribers: Set<HubClient>;
   /** Holds on a channel by upgrades still waiting for it to go live. */
   pins: number;
+  /** Subscribers whose history read runs: their live messages wait in their recovery. Null while none. */
+  recovering: Map<HubClient, ChannelRecovery> | null;
 }
 
 export type SubscribeResult = 'subscribed' | 'already' | 'limit';
@@ -96,12 +107,18 @@ export class Hub {
     return this.clients.get(client) ?? NONE;
   }
 
-  subscribe(client: HubClient, channel: string): SubscribeResult {
+  /**
+   * Joins the channel. With a recovery the client joins as recovering: live messages of the
+   * channel go to the recovery until resolveRecovery() (or it leaves the channel).
+   */
+  subscribe(client: HubClient, channel: string, recovery?: ChannelRecovery): SubscribeResult {
     const joined = this.clients.get(client);
     if (joined === undefined) throw new Error(`client ${client.id} is not registered`);
     if (joined.has(channel)) return 'already';
     if (joined.size >= this.options.maxChannelsPerClient) return 'limit';
-    this.entry(channel).subscribers.add(client);
+    const entry = this.entry(channel);
+    if (recovery === undefined) entry.subscribers.add(client);
+    else (entry.recovering ??= new Map()).set(client, recovery);
     joined.add(channel);
     this.subscriptions++;
     return 'subscribed';
@@ -111,11 +128,31 @@ export class Hub {
     if (this.clients.get(client)?.delete(channel) !== true) return false;
     const entry = this.channels.get(channel);
     if (entry !== undefined) {
-      entry.subscribers.delete(client);
+      leave(entry, client);
       this.release(channel, entry);
     }
     this.subscriptions--;
     return true;
+  }
+
+  /**
+   * The recovery's history read came back: the client becomes an ordinary subscriber, and the
+   * result says what to send it now, after its ack (the replay and the live messages buffered
+   * meanwhile). Null when the client left the channel (or re-subscribed) in between. Counted.
+   */
+  resolveRecovery(client: HubClient, channel: string, recovery: ChannelRecovery, read: HistoryRead): RecoveryResult | null {
+    const entry = this.channels.get(channel);
+    if (entry?.recovering?.get(client) !== recovery) return null;
+    dropRecovering(entry, client);
+    entry.subscribers.add(client);
+    const result = recovery.resolve(read);
+    this.stats.recoveries[result.outcome.result]++;
+    return result;
+  }
+
+  /** The recovery's read failed: the client leaves the channel (its subscribe failed as a whole). */
+  abandonRecovery(client: HubClient, channel: string, recovery: ChannelRecovery): void {
+    if (this.channels.get(channel)?.recovering?.get(client) === recovery) this.unsubscribe(client, channel);
   }
 
   /** Resolves once the bus delivers this channel to this gateway. */
@@ -138,11 +175,28 @@ export class Hub {
   }
 
   /** Fans one bus message out to this gateway's subscribers: framed once, written to each. */
-  broadcast(channel: string, payload: Buffer): void {
+  broadcast(channel: string, payload: Buffer, position?: Position): void {
     this.stats.busMessages++;
     const entry = this.channels.get(channel);
-    if (entry === undefined || entry.subscribers.size === 0) return;
+    if (entry === undefined) return;
+    // Only messages with a position can be merged with a history read; history-off messages
+    // never meet a recovering client (without history a `since` is answered at once).
+    if (entry.recovering !== null && position !== undefined) {
+      const message = { offset: position.offset, epoch: position.epoch, bytes: payload };
+      for (const recovery of entry.recovering.values()) recovery.push(message);
+    }
+    if (entry.subscribers.size === 0) return;
     this.fanOut(entry, textFrame(payload));
+  }
+
+  /** The bus could not fill a gap on the channel: every local subscriber is told (`lost`), recovering ones through their recovery. */
+  lost(channel: string, position: Position): void {
+    const entry = this.channels.get(channel);
+    if (entry === undefined) return;
+    if (entry.recovering !== null) for (const recovery of entry.recovering.values()) recovery.lost(position);
+    if (entry.subscribers.size === 0) return;
+    const frame = textFrame(encodeLost(channel, position));
+    for (const client of entry.subscribers) client.deliver(frame);
   }
 
   /** One frame to every subscriber of a channel, in the order frames arrive here. */
@@ -197,7 +251,7 @@ export class Hub {
   private entry(channel: string): ChannelEntry {
     let entry = this.channels.get(channel);
     if (entry === undefined) {
-      entry = { subscribers: new Set(), pins: 0 };
+      entry = { subscribers: new Set(), pins: 0, recovering: null };
       this.channels.set(channel, entry);
       this.bus.subscribe(channel);
     }
@@ -205,7 +259,7 @@ export class Hub {
   }
 
   private release(channel: string, entry: ChannelEntry): void {
-    if (entry.subscribers.size > 0 || entry.pins > 0) return;
+    if (entry.subscribers.size > 0 || entry.pins > 0 || entry.recovering !== null) return;
     this.channels.delete(channel);
     this.bus.unsubscribe(channel);
   }
@@ -216,7 +270,7 @@ export class Hub {
     for (const channel of joined) {
       const entry = this.channels.get(channel);
       if (entry === undefined) continue;
-      entry.subscribers.delete(client);
+      leave(entry, client);
       this.release(channel, entry);
     }
     this.subscriptions -= joined.size;
@@ -225,3 +279,12 @@ export class Hub {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+
+function leave(entry: ChannelEntry, client: HubClient): void {
+  if (!entry.subscribers.delete(client)) dropRecovering(entry, client);
+}
+
+function dropRecovering(entry: ChannelEntry, client: HubClient): void {
+  if (entry.recovering === null || !entry.recovering.delete(client)) return;
+  if (entry.recovering.size === 0) entry.recovering = null;
+}

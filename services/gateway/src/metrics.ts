@@ -10,9 +10,11 @@ import {
   DropReason,
   ErrorCode,
   EvictReason,
+  HistoryReadPurpose,
   PUBLISH_SOURCES,
   PolicyCloseReason,
   PublishRejectReason,
+  RecoveryResult,
   UpgradeRejectReason,
 } from './codes.js';
 import type { Stats } from './stats.js';
@@ -28,6 +30,7 @@ export interface MetricsSources {
 export interface Metrics {
   readonly registry: Registry;
   observeFanout(seconds: number): void;
+  observeHistoryRead(purpose: HistoryReadPurpose, seconds: number): void;
 }
 
 /** A reading: one number, or one per value of the next label (nested in label order). */
@@ -81,6 +84,8 @@ const EVICT = reason(EvictReason);
 const PUBLISH_REJECT = reason(PublishRejectReason);
 const UPGRADE_REJECT = reason(UpgradeRejectReason);
 const POLICY_CLOSE = reason(PolicyCloseReason);
+const RECOVERY = label('result', RecoveryResult);
+const PURPOSE = label('purpose', HistoryReadPurpose);
 
 export const FANOUT: MetricSpec = {
   name: 'hubcast_fanout_duration_seconds',
@@ -88,6 +93,14 @@ export const FANOUT: MetricSpec = {
   help: 'Time to hand one bus message to every local subscriber: framing and queueing (the socket writes follow at the end of the turn, one per client).',
   labels: [],
   buckets: [0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+};
+
+export const HISTORY_READ: MetricSpec = {
+  name: 'hubcast_history_read_duration_seconds',
+  type: 'histogram',
+  help: `Time of one history read from the bus's store, by purpose (${list(PURPOSE)}).`,
+  labels: [PURPOSE],
+  buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
 };
 
 /** Every hubcast_* metric, in exposition order. */
@@ -103,7 +116,10 @@ export const METRICS: readonly MetricSpec[] = [
   counter('hubcast_protocol_errors_total', 'Error frames sent to clients, by error code.', (s) => s.stats.errors, label('code', ErrorCode)),
   gauge('hubcast_bus_connected', `1 while the bus connection is up, by connection (${list(CONNECTION)}); always 1 for the in-process bus.`, (s) => s.stats.busConnected, CONNECTION),
   counter('hubcast_bus_reconnects_total', `Reconnection attempts to the bus, by connection (${list(CONNECTION)}).`, (s) => s.stats.busReconnects, CONNECTION),
-  counter('hubcast_bus_gaps_total', 'Bus messages that never reached this gateway: holes in a per-(origin, channel) sequence on a channel it held.', (s) => s.stats.busGaps),
+  counter('hubcast_bus_gaps_total', 'Bus messages that never reached this gateway and were not repaired: holes in a per-(origin, channel) sequence, or with history on, offsets history no longer held.', (s) => s.stats.busGaps),
+  counter('hubcast_bus_gaps_repaired_total', 'Bus messages that never reached this gateway live and were delivered from history instead (gap repair).', (s) => s.stats.busGapsRepaired),
+  counter('hubcast_bus_lost_total', 'lost notices: one per channel per unrepairable gap or lost history on this gateway, each sent to its local subscribers.', (s) => s.stats.busLost),
+  counter('hubcast_recoveries_total', `Subscribes with since, by result (${list(RECOVERY)}).`, (s) => s.stats.recoveries, RECOVERY),
   counter('hubcast_bus_duplicates_total', 'Bus messages that arrived again; each was delivered once only.', (s) => s.stats.busDuplicates),
   counter('hubcast_bus_invalid_total', 'Bus messages without a valid hubcast envelope (not from a gateway of this version), not delivered.', (s) => s.stats.busInvalid),
   gauge('hubcast_bus_probe_ok', '1 while the last pub/sub probe came back within BUS_PROBE_TIMEOUT_MS; always 1 for the in-process bus.', (s) => s.stats.busProbeOk),
@@ -119,6 +135,7 @@ export const METRICS: readonly MetricSpec[] = [
   counter('hubcast_clients_closed_total', `Clients closed by policy, by reason (${policyCloses(POLICY_CLOSE)}).`, (s) => s.stats.policyCloses, POLICY_CLOSE),
   gauge('hubcast_info', `Always 1; the bus label says which bus this gateway runs (${list(BUS)}).`, (s) => ({ [s.busKind]: 1 }), BUS),
   FANOUT,
+  HISTORY_READ,
 ];
 
 /** Calls `each` with the label values and the number of every series a reading holds. */
@@ -158,5 +175,18 @@ export function createMetrics(sources: MetricsSources): Metrics {
     }
   }
   const fanout = new Histogram({ name: FANOUT.name, help: FANOUT.help, buckets: [...FANOUT.buckets!], registers: [registry] });
-  return { registry, observeFanout: (seconds) => fanout.observe(seconds) };
+  const reads = new Histogram({
+    name: HISTORY_READ.name,
+    help: HISTORY_READ.help,
+    labelNames: [PURPOSE.name],
+    buckets: [...HISTORY_READ.buckets!],
+    registers: [registry],
+  });
+  // Every purpose exported from the start, so a dashboard sees 0 rather than no series.
+  for (const purpose of PURPOSE.values) reads.zero({ purpose });
+  return {
+    registry,
+    observeFanout: (seconds) => fanout.observe(seconds),
+    observeHistoryRead: (purpose, seconds) => reads.observe({ purpose }, seconds),
+  };
 }

@@ -42,11 +42,11 @@ export function corsHeaders(origin: string | undefined, host: string | undefined
 /** Seconds a browser may cache a preflight answer. */
 export const PREFLIGHT_MAX_AGE_S = 600;
 
-/** The answer to an allowed preflight: enough for a browser to POST JSON with a bearer token. */
-export function preflightHeaders(origin: string): Record<string, string> {
+/** The answer to an allowed preflight: enough for a browser to POST JSON (or GET /history) with a bearer token. */
+export function preflightHeaders(origin: string, methods = 'POST'): Record<string, string> {
   return {
     'access-control-allow-origin': origin,
-    'access-control-allow-methods': 'POST',
+    'access-control-allow-methods': methods,
     'access-control-allow-headers': 'content-type, authorization',
     'access-control-max-age': String(PREFLIGHT_MAX_AGE_S),
     vary: 'Origin',

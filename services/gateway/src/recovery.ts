@@ -9,32 +9,33 @@
 // subscription, and calls resolve() once, in the same turn as it sends the ack and the messages.
 import type { HistoryRead } from './bus/history-read.js';
 import type { Position, PositionedMessage } from './bus/position.js';
+import { RecoveryResult as ResultLabel } from './codes.js';
 
 export interface RecoveryOutcome {
   /** Label of hubcast_recoveries_total{result}. */
-  readonly result: string;
+  readonly result: ResultLabel;
   readonly recovered: boolean;
   readonly why: string;
 }
 
 /** Every way a recovery ends, one entry each: call sites and tests pass the entry. */
 export const Recovery = {
-  Recovered: { result: 'recovered', recovered: true, why: 'every missed message replayed' },
+  Recovered: { result: ResultLabel.Recovered, recovered: true, why: 'every missed message replayed' },
   EpochMismatch: {
-    result: 'epoch_mismatch',
+    result: ResultLabel.EpochMismatch,
     recovered: false,
     why: "the channel's history has another epoch: lost since (expired, evicted, flushed) or never this one",
   },
-  BeyondTop: { result: 'beyond_top', recovered: false, why: "the offset is past the channel's top" },
-  TooMany: { result: 'too_many', recovered: false, why: 'more messages missed than RECOVERY_MAX_MESSAGES' },
-  Missing: { result: 'missing', recovered: false, why: 'missed messages are no longer in history (trimmed past HISTORY_SIZE)' },
+  BeyondTop: { result: ResultLabel.BeyondTop, recovered: false, why: "the offset is past the channel's top" },
+  TooMany: { result: ResultLabel.TooMany, recovered: false, why: 'more messages missed than RECOVERY_MAX_MESSAGES' },
+  Missing: { result: ResultLabel.Missing, recovered: false, why: 'missed messages are no longer in history (trimmed past HISTORY_SIZE)' },
   Interrupted: {
-    result: 'interrupted',
+    result: ResultLabel.Interrupted,
     recovered: false,
     why: 'the live stream jumped while history was read (a lost gap or a new epoch)',
   },
-  Overflow: { result: 'overflow', recovered: false, why: 'more live messages arrived during the read than are buffered' },
-  NoHistory: { result: 'no_history', recovered: false, why: 'history is off (HISTORY_SIZE=0)' },
+  Overflow: { result: ResultLabel.Overflow, recovered: false, why: 'more live messages arrived during the read than are buffered' },
+  NoHistory: { result: ResultLabel.NoHistory, recovered: false, why: 'history is off (HISTORY_SIZE=0)' },
 } as const satisfies Record<string, RecoveryOutcome>;
 
 export interface RecoveryResult {

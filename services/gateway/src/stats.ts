@@ -9,6 +9,7 @@ import {
   PolicyCloseReason,
   PublishRejectReason,
   type PublishSource,
+  RecoveryResult,
   UpgradeRejectReason,
 } from './codes.js';
 
@@ -35,8 +36,17 @@ export class Stats {
   /** 1 while the bus connection is up (always 1 for the in-process bus). */
   readonly busConnected: Record<BusConnection, number> = { publisher: 0, subscriber: 0 };
   readonly busReconnects: Record<BusConnection, number> = { publisher: 0, subscriber: 0 };
-  /** Bus messages that never arrived: holes in an (origin, channel) sequence (bus/sequence.ts). */
+  /**
+   * Bus messages known missing and not repaired: holes in an (origin, channel) sequence
+   * (bus/sequence.ts), or with history on, offsets history no longer held (bus/position-repair.ts).
+   */
   busGaps = 0;
+  /** Missing bus messages delivered from history instead (gap repair). */
+  busGapsRepaired = 0;
+  /** `lost` notices: one per channel per event on this gateway, each sent to the channel's local subscribers. */
+  busLost = 0;
+  /** Subscribes with `since`, by outcome. */
+  readonly recoveries = zeroes(Object.values(RecoveryResult));
   /** Bus messages that arrived again and were not delivered twice. */
   busDuplicates = 0;
   /** Bus messages without a valid envelope, not delivered. */

@@ -1,9 +1,14 @@
 // The bus carries every broadcast to every gateway. The hub sees only this interface;
 // memory.ts serves one process, redis.ts a cluster of gateways.
+import type { HistoryReads } from './history-reads.js';
+import type { Position } from './position.js';
 
 /** Receives what the bus carries. Payloads are the exact bytes clients receive. */
 export interface BusListener {
-  message(channel: string, payload: Buffer): void;
+  /** position: with history on, the message's offset and epoch (the payload already carries them). Per channel in offset order. */
+  message(channel: string, payload: Buffer, position?: Position): void;
+  /** History could not fill a gap on the channel: everything up to position is gone for this gateway; what follows comes next. */
+  lost(channel: string, position: Position): void;
   readiness(ready: boolean): void;
 }
 
@@ -11,6 +16,8 @@ export interface Bus {
   readonly kind: 'memory' | 'redis';
   /** Connected and subscribed: messages published anywhere reach this gateway. */
   readonly ready: boolean;
+  /** The channels' history (HISTORY_SIZE > 0), or null when history is off. */
+  readonly history: HistoryReads | null;
   setListener(listener: BusListener): void;
   start(): Promise<void>;
   /** Resolves once the bus has taken the message; rejects with BusUnavailableError at once when it cannot. */

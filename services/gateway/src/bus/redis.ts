@@ -1,5 +1,7 @@
 // The Redis bus: one publisher and one subscriber connection (a subscribed connection can run
-// no other command). Each hub channel C maps to the Redis channel REDIS_PREFIX + C. This file
+// no other command). Each hub channel C maps to the Redis channel REDIS_PREFIX + C, or with
+// history on REDIS_PREFIX + '{' + C + '}' (the hash tag of C's history keys, so that on Redis
+// Cluster the publish script's SPUBLISH stays in C's slot). This file
 // only wires pure cores to ioredis: subscriptions.ts decides what to SUBSCRIBE and when a channel
 // is live, health.ts when to PING and what counts as ready, probe.ts whether messages flow,
 // sequence.ts what is missing or repeated, outage.ts what an operator is told.
@@ -9,16 +11,24 @@
 // any SUBSCRIBE that failed, so readiness can mean "every channel is live again", not merely "the
 // TCP connection is back".
 //
-// Every message carries an envelope (envelope.ts): this process's origin id and a sequence per
-// (origin, channel), so receivers count gaps and drop duplicates (sequence.ts).
+// History off: every message carries an envelope (envelope.ts): this process's origin id and a
+// sequence per (origin, channel), so receivers count gaps and drop duplicates (sequence.ts).
+// History on: every publish runs the history script (history-redis.ts), messages carry their
+// offset and epoch (position.ts), and a gap is repaired from history (position-repair.ts).
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BusConnection } from '../codes.js';
 import type { Stats } from '../stats.js';
+import { HistoryReadPurpose } from '../codes.js';
 import { type Bus, type BusListener, BusUnavailableError } from './bus.js';
 import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
 import { Health, Readiness } from './health.js';
+import type { HistoryRead } from './history-read.js';
+import { type ObserveHistoryRead, HistoryReads } from './history-reads.js';
+import { RedisHistory } from './history-redis.js';
+import { GapRepair } from './position-repair.js';
+import { type Position, type PositionedMessage, hasPosition, messageHead, positionPayload, readEpoch, readOffset } from './position.js';
 import { OutageLog, type OutageReport, redisAddress } from './outage.js';
 import { Probe } from './probe.js';
 import { SequenceStamper, SequenceTracker } from './sequence.js';
@@ -33,6 +43,9 @@ export interface RedisBusOptions {
   readonly probeIntervalMs: number;
   /** A probe not back on the subscriber within this long marks the bus not ready. */
   readonly probeTimeoutMs: number;
+  /** HISTORY_SIZE and HISTORY_TTL_S; null: history off (plain PUBLISH with the envelope). */
+  readonly history: { readonly size: number; readonly ttlS: number } | null;
+  readonly observeHistoryRead?: ObserveHistoryRead;
 }
 
 /** Error messages of a failed publish: certainly not sent, or sent but not confirmed. */
@@ -53,9 +66,17 @@ export class RedisBus implements Bus {
   readonly origin = randomOrigin(randomBytes(6));
   private readonly pub: Redis;
   private readonly sub: Redis;
+  readonly history: HistoryReads | null;
+  private readonly store: RedisHistory | null;
+  /** With history on: offsets per channel, repairs from history, `lost` (replaces the tracker for positioned messages). */
+  private readonly repair: GapRepair | null;
+  /** The subscriber connection dropped since the last full resubscribe: each channel's top is checked after the next. */
+  private checkTops = false;
   private listener: BusListener | null = null;
   private closed = false;
+  /** Bytes before the hub channel name in a Redis channel name, and after it ('}' with history on). */
   private readonly prefixLength: number;
+  private readonly suffixLength: number;
   private readonly address: string;
   private readonly stamper = new SequenceStamper(this.origin);
   private readonly tracker: SequenceTracker;
@@ -72,11 +93,19 @@ export class RedisBus implements Bus {
     private readonly stats: Stats,
     private readonly log: Logger,
   ) {
-    this.prefixLength = Buffer.byteLength(options.prefix);
+    const tagged = options.history !== null;
+    this.prefixLength = Buffer.byteLength(options.prefix) + (tagged ? 1 : 0);
+    this.suffixLength = tagged ? 1 : 0;
     this.address = redisAddress(options.url);
     this.tracker = new SequenceTracker(stats);
+    this.repair = tagged ? new GapRepair(this.repairHost, stats) : null;
     // Tracked from the SUBSCRIBE reply on: see SequenceTracker.hold.
-    this.subs = new Subscriptions({ live: (channel) => this.tracker.watch(channel) });
+    this.subs = new Subscriptions({
+      live: (channel) => {
+        this.tracker.watch(channel);
+        this.repair?.watch(channel);
+      },
+    });
     this.health = new Health<BusConnection>(['publisher', 'subscriber'], {
       tick: () => this.tick(),
       ping: (role) => this.redis(role).ping(),
@@ -85,7 +114,7 @@ export class RedisBus implements Bus {
     this.probe = new Probe({ intervalMs: options.probeIntervalMs, timeoutMs: options.probeTimeoutMs }, {
       canSend: () => this.readiness.canProbe,
       send: (payload) => {
-        this.pub.publish(this.options.prefix + this.probeChannel, payload).catch(() => undefined);
+        this.pub.publish(this.redisName(this.probeChannel), payload).catch(() => undefined);
       },
       changed: (ok, why) => {
         if (ok) this.log.info('bus probe came back: messages flow');
@@ -106,6 +135,14 @@ export class RedisBus implements Bus {
       retryStrategy: retryDelay,
     };
     this.pub = this.wire('publisher', new Redis(options.url, { ...common, connectionName: 'hubcast-pub' }));
+    if (options.history === null) {
+      this.store = null;
+      this.history = null;
+    } else {
+      const { size, ttlS } = options.history;
+      this.store = new RedisHistory(this.pub, { prefix: options.prefix, size, ttlS, publishCommand: 'PUBLISH' });
+      this.history = new HistoryReads(this.store, options.observeHistoryRead ?? (() => undefined));
+    }
     this.sub = this.wire('subscriber', new Redis(options.url, { ...common, connectionName: 'hubcast-sub' }));
     this.sub.on('messageBuffer', this.onMessage);
     this.health.start();
@@ -128,16 +165,17 @@ export class RedisBus implements Bus {
 
   publish(channel: string, payload: Buffer): Promise<void> {
     if (!this.readiness.canPublish) return Promise.reject(new BusUnavailableError(NOT_SENT));
+    if (this.store !== null) {
+      // The script appends the position to the head and publishes: no envelope, no copy here.
+      return this.store.publish(channel, this.redisName(channel), messageHead(payload)).then(published, unconfirmed);
+    }
     // One copy per publish (not per delivery): the envelope goes in front of the payload.
     const message = Buffer.allocUnsafe(ENVELOPE_BYTES + payload.length);
     this.stamper.stamp(channel, message);
     payload.copy(message, ENVELOPE_BYTES);
     // From here the sequence number is spent: if Redis took the message but the reply was lost,
     // subscribers get it; if not, they count it as a gap. Either way the client is told so.
-    return this.pub.publish(this.options.prefix + channel, message).then(
-      () => undefined,
-      (err: Error) => Promise.reject(new BusUnavailableError(`${UNCONFIRMED} (${err.message})`, true)),
-    );
+    return this.pub.publish(this.options.prefix + channel, message).then(published, unconfirmed);
   }
 
   subscribe(channel: string): void {
@@ -147,8 +185,9 @@ export class RedisBus implements Bus {
 
   unsubscribe(channel: string): void {
     this.tracker.forget(channel);
+    this.repair?.forget(channel);
     if (!this.subs.unsubscribe(channel)) return;
-    this.sub.unsubscribe(this.options.prefix + channel).catch((err: Error) => {
+    this.sub.unsubscribe(this.redisName(channel)).catch((err: Error) => {
       this.log.warn({ err: err.message, channel }, 'redis unsubscribe failed; resynced on reconnect');
     });
   }
@@ -168,9 +207,21 @@ export class RedisBus implements Bus {
     await Promise.all([quit(this.pub), quit(this.sub)]);
   }
 
+  /** The Redis pub/sub channel of a hub channel (or of the probe). */
+  private redisName(channel: string): string {
+    return this.suffixLength === 0 ? this.options.prefix + channel : `${this.options.prefix}{${channel}}`;
+  }
+
   private readonly onMessage = (redisChannel: Buffer, message: Buffer): void => {
     // Hub channel names are ASCII, so latin1 decoding is exact and cheaper than UTF-8.
-    const channel = redisChannel.toString('latin1', this.prefixLength);
+    const channel = redisChannel.toString('latin1', this.prefixLength, redisChannel.length - this.suffixLength);
+    if (hasPosition(message)) {
+      const m: PositionedMessage = { offset: readOffset(message), epoch: readEpoch(message), bytes: positionPayload(message) };
+      if (this.repair !== null) this.repair.accept(channel, m);
+      // History off here but on where it was published (a configuration being rolled out): deliver, unchecked.
+      else this.listener?.message(channel, m.bytes);
+      return;
+    }
     if (!hasEnvelope(message)) {
       if (channel === this.probeChannel) this.probe.received(message);
       else this.stats.busInvalid++; // not from a gateway of this version: never shown to clients
@@ -187,8 +238,7 @@ export class RedisBus implements Bus {
   /** Sends a SUBSCRIBE the subscription core asked for and hands it the outcome. */
   private send(batch: SubscribeBatch | null): void {
     if (batch === null) return;
-    const prefix = this.options.prefix;
-    const names = batch.probe ? [prefix + this.probeChannel] : batch.channels.map((c) => prefix + c);
+    const names = batch.probe ? [this.redisName(this.probeChannel)] : batch.channels.map((c) => this.redisName(c));
     this.sub
       .subscribe(...names)
       .then(
@@ -209,8 +259,41 @@ export class RedisBus implements Bus {
       // recovery sends it if the publisher is down now).
       if (this.readiness.canPublish) this.probe.sendNow();
       this.emitReadiness();
+      if (this.checkTops) this.checkChannelTops();
     }
     this.send(step.send);
+  }
+
+  /** Gap repair's needs, met with history reads; replies always come in a later turn, as GapRepair requires. */
+  private readonly repairHost = {
+    deliver: (channel: string, m: PositionedMessage): void => this.listener?.message(channel, m.bytes, m),
+    lost: (channel: string, position: Position): void => this.listener?.lost(channel, position),
+    repair: (channel: string, id: number, epoch: string, after: number, to: number): void => {
+      this.history!.since(channel, after, epoch, to - after, HistoryReadPurpose.Repair).then(
+        (read: HistoryRead) => this.repair!.repaired(channel, id, read),
+        (err: Error) => {
+          this.log.warn({ err: err.message, channel, after, to }, 'history read for gap repair failed; the gap is reported lost');
+          this.repair!.repairFailed(channel, id);
+        },
+      );
+    },
+  };
+
+  /**
+   * Resubscribed after the subscriber connection dropped: the last messages published before
+   * the outage have no later message to reveal their loss, so each channel's top is read once.
+   */
+  private checkChannelTops(): void {
+    this.checkTops = false;
+    const history = this.history!;
+    for (const channel of this.subs.channels()) {
+      history.top(channel, HistoryReadPurpose.Top).then(
+        (position) => this.repair!.top(channel, position),
+        (err: Error) => {
+          this.log.warn({ err: err.message, channel }, 'history top check after reconnect failed; the next message reveals any gap');
+        },
+      );
+    }
   }
 
   /** Every health check, before its PINGs. */
@@ -254,6 +337,10 @@ export class RedisBus implements Bus {
       if (role === 'subscriber') {
         this.subs.connectionLost();
         this.probe.reset();
+        if (this.repair !== null) {
+          this.repair.connectionLost();
+          this.checkTops = true;
+        }
       }
       this.stats.busConnected[role] = 0;
       if (!this.closed) this.report(role, outage.failed());
@@ -290,6 +377,10 @@ export class RedisBus implements Bus {
     if (ready !== null) this.listener?.readiness(ready);
   }
 }
+
+const published = (): undefined => undefined;
+/** From here the message is spent: Redis may have taken it (a loss then shows as a gap), so the client is told it may still be delivered. */
+const unconfirmed = (err: Error): Promise<never> => Promise.reject(new BusUnavailableError(`${UNCONFIRMED} (${err.message})`, true));
 
 async function quit(conn: Redis): Promise<void> {
   if (conn.status !== 'ready') {

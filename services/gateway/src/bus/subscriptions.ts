@@ -89,6 +89,11 @@ export class Subscriptions {
     return this.live.has(channel);
   }
 
+  /** Every channel the hub wants (a live view). */
+  channels(): IterableIterator<string> {
+    return this.wanted.keys();
+  }
+
   isWanted(channel: string): boolean {
     return this.wanted.has(channel);
   }
