@@ -1,6 +1,7 @@
 // Redis restarted under the gateways (issue 10, Proof). With persistence (AOF, appendfsync
 // always) the history survives: positions continue in the same epoch, what a gateway's subscriber
-// missed around the restart is repaired, and a client away across it recovers. Without
+// missed just before the restart (its pushes dropped by a proxy, so the gap is certain) is
+// repaired from the restored history, and a client away across the restart recovers. Without
 // persistence the history is gone: the epoch changes, a connected client is sent `lost`, and a
 // returning client gets recovered:false at the new position.
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { useFixture } from '../helpers/fixture.js';
 import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
 import { LoadPublisher } from '../helpers/load.js';
 import { type Ack, type Position, type PositionedFrame, messagesOf, sequenceProblems, subscribe } from '../helpers/positions.js';
+import { startProxy } from '../helpers/proxy.js';
 import { uniquePrefix } from '../helpers/redis.js';
 import { freePort, waitUntil, within } from '../helpers/wait.js';
 
@@ -23,7 +25,7 @@ const key = (data: unknown): string => {
 };
 
 /** redis-server with AOF, fsync on every write, in its own directory: what survives a SIGKILL is what was acknowledged. */
-async function persistentRedis(t: TestContext): Promise<{ url: string; kill(): Promise<void>; start(): Promise<void> }> {
+async function persistentRedis(t: TestContext): Promise<{ url: string; port: number; kill(): Promise<void>; start(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'hubcast-aof-'));
   const port = await freePort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--protected-mode', 'no'];
@@ -42,7 +44,7 @@ async function persistentRedis(t: TestContext): Promise<{ url: string; kill(): P
     await rm(dir, { recursive: true, force: true });
   });
   await start();
-  return { url: `redis://127.0.0.1:${port}`, kill, start };
+  return { url: `redis://127.0.0.1:${port}`, port, kill, start };
 }
 
 describe('recovery across a Redis restart', { timeout: 120_000 }, () => {
@@ -50,8 +52,12 @@ describe('recovery across a Redis restart', { timeout: 120_000 }, () => {
 
   test('with AOF: positions continue, gaps are repaired, an absent client recovers', async (t) => {
     const redis = await persistentRedis(t);
-    const env = { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), BUS_PROBE_INTERVAL_MS: '500' };
-    const gateways: GatewayProcess[] = await Promise.all([startGateway(env), startGateway(env)]);
+    // History holds everything the absent client misses (a few hundred messages at this rate).
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), BUS_PROBE_INTERVAL_MS: '500', HISTORY_SIZE: '2000' };
+    // A reaches Redis through a proxy that can drop its subscriber's pushes; B directly.
+    const proxy = await startProxy('127.0.0.1', redis.port);
+    t.after(() => proxy.close());
+    const gateways: GatewayProcess[] = await Promise.all([startGateway({ ...env, REDIS_URL: proxy.url }), startGateway(env)]);
     t.after(() => Promise.all(gateways.map((g) => g.kill())));
     await Promise.all(gateways.map((g) => g.waitReady()));
     const [a, b] = gateways as [GatewayProcess, GatewayProcess];
@@ -77,6 +83,11 @@ describe('recovery across a Redis restart', { timeout: 120_000 }, () => {
     const since: Position = { offset: awayLast.offset, epoch: awayLast.epoch };
     await flowing(50);
 
+    // The last messages before the restart never reach A (Redis has them, in its AOF).
+    const [aSub] = proxy.find('hubcast-sub');
+    assert.ok(aSub, "A's subscriber connection goes through the proxy");
+    aSub.dropPushes(true);
+    await waitUntil(() => aSub.droppedPushes >= 10, { timeoutMs: 10_000, what: "10 pushes dropped on A's subscriber" });
     await redis.kill();
     await Promise.all(gateways.map((g) => g.waitReady(503, 10_000)));
     const refusedBefore = publisher.count('not_sent');
@@ -124,10 +135,13 @@ describe('recovery across a Redis restart', { timeout: 120_000 }, () => {
       assert.equal(await g.metric('hubcast_bus_gaps_total'), 0, 'no unrepaired gap');
       assert.equal(await g.metric('hubcast_bus_lost_total'), 0, 'no lost history');
     }
+    // Of the pushes dropped, at most a few were A's own probes: the rest were repaired.
+    const repaired = await a.metric('hubcast_bus_gaps_repaired_total');
+    assert.ok(repaired >= aSub.droppedPushes - 3, `A repaired ${repaired} of ${aSub.droppedPushes} dropped pushes from the restored history`);
     const unconfirmed = sent.filter((s) => s.fate === 'unconfirmed').length;
     t.diagnostic(
       `redis restart with AOF: accepted=${accepted.length} refused=${publisher.count('not_sent')} unconfirmed=${unconfirmed} ` +
-        `repaired on A=${await a.metric('hubcast_bus_gaps_repaired_total')} unrepaired=0 lost=0; returning client replayed ${ack.offset - since.offset}`,
+        `dropped before the kill at A=${aSub.droppedPushes} repaired on A=${repaired} unrepaired=0 lost=0; returning client replayed ${ack.offset - since.offset}`,
     );
   });
 
