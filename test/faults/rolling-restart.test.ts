@@ -117,7 +117,14 @@ describe('fault: rolling restart of three gateways behind HAProxy', { timeout: 1
     for (const c of clients) {
       for (const channel of CHANNELS) {
         const messages = c.messages.get(channel)!;
-        assert.deepEqual(sequenceProblems(messages, c.firstAck(channel), `${c.name} ${channel}`), [], 'complete and in order');
+        const problems = sequenceProblems(messages, c.firstAck(channel), `${c.name} ${channel}`);
+        if (problems.length > 0) {
+          // The events of this channel around the first problem, for the failure to explain itself.
+          const lines = c.trace.filter((l) => l.includes(` ${channel} `) || l.includes('close'));
+          const at = lines.findIndex((l) => l.includes(`offset=${/offset (\d+)/.exec(problems[0]!)?.[1]} `));
+          for (const l of lines.slice(Math.max(0, at - 30), at + 30)) t.diagnostic(`${c.name}: ${l}`);
+        }
+        assert.deepEqual(problems, [], 'complete and in order');
         const got = messages.map((m) => (m.data as { n: number }).n);
         duplicates += got.length - new Set(got).size;
         for (const n of got) assert.ok(published.has(n), `${c.name} got ${n}, which nobody published`);

@@ -26,6 +26,9 @@ export class ResumingClient {
   readonly closes: number[] = [];
   /** Connect attempts refused or failed before one opened. */
   refusedAttempts = 0;
+  /** One line per event (connection number, what happened), for a failing test to show. */
+  readonly trace: string[] = [];
+  private connection = 0;
   private readonly positions = new Map<string, Position>();
   private readonly pending = new Map<number, { channel: string; since: Position | undefined }>();
   private ws: WebSocket | null = null;
@@ -99,8 +102,15 @@ export class ResumingClient {
   private attach(ws: WebSocket): void {
     this.ws = ws;
     this.subscribed = 0;
-    ws.on('message', (data: Buffer) => this.frame(JSON.parse(data.toString('utf8')) as PositionedFrame));
+    const connection = ++this.connection;
+    ws.on('message', (data: Buffer) => {
+      const f = JSON.parse(data.toString('utf8')) as PositionedFrame;
+      const channel = f.channel ?? (typeof f.id === 'number' ? this.pending.get(f.id)?.channel : undefined) ?? '';
+      this.trace.push(`#${connection} ${f.op} ${channel} offset=${f.offset ?? ''} epoch=${f.epoch ?? ''} id=${f.id ?? ''} recovered=${f.recovered ?? ''}`);
+      this.frame(f);
+    });
     ws.on('close', (code: number) => {
+      this.trace.push(`#${connection} close ${code}`);
       this.closes.push(code);
       this.pending.clear();
       this.subscribed = 0;
@@ -111,6 +121,7 @@ export class ResumingClient {
       const id = this.nextId++;
       const since = this.positions.get(channel);
       this.pending.set(id, { channel, since });
+      this.trace.push(`#${connection} subscribe ${channel} id=${id} since=${since === undefined ? '' : `${since.offset}/${since.epoch}`}`);
       ws.send(JSON.stringify(since === undefined ? { op: 'subscribe', channel, id } : { op: 'subscribe', channel, id, since }));
     }
     this.wake();

@@ -2,10 +2,14 @@
 // publishing at a steady rate; it reconnects to gateway B and subscribes with `since`: the ack
 // says recovered:true, then come exactly the messages it missed, then the live ones, each offset
 // once, in order, with nothing lost or repeated between what it got on A and what it got on B.
+// And the seam's hard case, made certain with a proxy: the history read (on the command
+// connection) is ahead of the gateway's pub/sub stream, so the replayed messages' live copies
+// arrive after the ack: they must not be sent again.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { useFixture } from '../helpers/fixture.js';
 import { LoadPublisher } from '../helpers/load.js';
+import { startProxy } from '../helpers/proxy.js';
 import { type Position, messagesOf, sequenceProblems, subscribe } from '../helpers/positions.js';
 import { uniquePrefix } from '../helpers/redis.js';
 import { waitUntil, within } from '../helpers/wait.js';
@@ -68,5 +72,51 @@ describe('recovery across gateways: the seam', { timeout: 90_000 }, () => {
     assert.equal(await b.metric('hubcast_recoveries_total{result="recovered"}'), 1);
     assert.equal(await b.metric('hubcast_bus_gaps_total'), 0);
     t.diagnostic(`seam: published=${sent.length} on A=${onA.length} missed=${missed} replayed=${missed} live on B=${onB.length - missed} duplicates=0 lost=0`);
+  });
+
+  test('live copies of replayed messages, arriving after the read, are not sent again', async (t) => {
+    const url = new URL(fx.redis.url);
+    const proxy = await startProxy(url.hostname, Number(url.port));
+    t.after(() => proxy.close());
+    // A long health timeout and no probe in the window: B's starved subscriber stays "up".
+    const gateway = await fx.gateway({
+      REDIS_URL: proxy.url,
+      REDIS_PREFIX: uniquePrefix(),
+      REDIS_TIMEOUT_MS: '60000',
+      BUS_PROBE_INTERVAL_MS: '60000',
+      BUS_PROBE_TIMEOUT_MS: '60000',
+    });
+    const holder = await fx.connect(gateway.ws());
+    const start = await subscribe(holder, CHANNEL);
+    const publisher = await fx.connect(gateway.ws());
+    let sent = 0;
+    const publish = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) assert.equal((await publisher.request({ op: 'publish', channel: CHANNEL, data: ++sent })).op, 'ack');
+    };
+    await publish(5);
+    await holder.waitForCount(() => holder.messages(CHANNEL).length, 5, 10_000, 'five messages');
+    const since: Position = { offset: start.offset + 5, epoch: start.epoch };
+
+    // The gateway's pub/sub stream stops here; Redis (and so every history read) goes on.
+    const [sub] = proxy.find('hubcast-sub');
+    assert.ok(sub, 'the subscriber connection goes through the proxy');
+    sub.starve();
+    await publish(3);
+    const late = await fx.connect(gateway.ws());
+    const ack = await subscribe(late, CHANNEL, since);
+    assert.deepEqual([ack.recovered, ack.offset], [true, since.offset + 3]);
+    await late.waitForCount(() => late.messages(CHANNEL).length, 3, 10_000, 'the three replayed');
+
+    // The stream catches up: 6, 7 and 8 arrive live too, then 9.
+    sub.feed();
+    await holder.waitForCount(() => holder.messages(CHANNEL).length, 8, 10_000, 'the held messages at the holder');
+    await publish(1);
+    await late.waitFor((f) => f.op === 'message' && f.data === 9, 10_000, 'the next live message');
+    assert.deepEqual(
+      messagesOf(late.frames, CHANNEL).map((m) => m.offset),
+      [since.offset + 1, since.offset + 2, since.offset + 3, since.offset + 4],
+      'each offset once: the replay, then only what is after the ack',
+    );
+    assert.deepEqual(sequenceProblems(messagesOf(holder.frames, CHANNEL), start, 'holder'), []);
   });
 });
