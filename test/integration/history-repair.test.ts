@@ -145,10 +145,11 @@ describe('history repair on Redis', { timeout: 60_000 }, () => {
     void r.sub.connect();
     await back;
     await publish(6);
-    await waitUntil(() => r.out.length === 5, { what: 'the lost event and the next message' });
-    // 4 went with the old epoch; 5 is offset 1 of the new one, which the top check reports as lost
-    // up to (the client reloads its state); 6 follows live.
-    assert.deepEqual(r.out, [1, 2, 3, 'lost 1', 6]);
+    await waitUntil(() => r.out.length === 6, { what: 'the lost event and the messages of the new epoch' });
+    // 4 went with the old epoch: one lost event, at the start of the new epoch (offset 0); 5 is
+    // offset 1 of the new one, still in history, so it is repaired; 6 follows live.
+    assert.deepEqual(r.out, [1, 2, 3, 'lost 0', 5, 6]);
     assert.equal(r.counts.busLost, 1);
+    assert.equal(r.counts.busGapsRepaired, 1);
   });
 });

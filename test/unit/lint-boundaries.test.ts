@@ -26,6 +26,7 @@ describe('lint: one-way dependencies', () => {
 
   const OUTSIDE = /imports nothing outside services\/gateway/;
   const TEST = /must not import test\//;
+  const SDK = /The SDK imports only its own modules/;
   // Each refusal expected, in order: the gateway importing test/ breaks both rules.
   const refused: [string, string, RegExp[]][] = [
     ['services/gateway/src/hub.ts', "import '../../../tools/kit/src/wait.js';\n", [OUTSIDE]],
@@ -38,6 +39,9 @@ describe('lint: one-way dependencies', () => {
     ['tools/loadgen/src/bench.ts', "import '../../../test/helpers/redis.js';\n", [TEST]],
     ['tools/kit/src/redis.ts', "export { within } from '../../../test/helpers/wait.js';\n", [TEST]],
     ['tools/cluster/src/main.ts', "import '../../../test/helpers/load.js';\n", [TEST]],
+    ['clients/js/src/client.ts', "import 'ws';\n", [SDK]],
+    ['clients/js/src/client.ts', "import 'node:events';\n", [SDK]],
+    ['clients/js/src/client.ts', "import '../../../services/gateway/src/codes.js';\n", [SDK]],
   ];
   for (const [path, code, expected] of refused) {
     test(`refused in ${path}: ${code.trim()}`, async () => {
@@ -54,6 +58,7 @@ describe('lint: one-way dependencies', () => {
     ['tools/loadgen/src/servers/ws-ceiling.ts', "import '../../../../services/gateway/src/frame.js';\n"],
     ['test/integration/cluster.test.ts', "import '../../tools/kit/src/redis.js';\nimport '../helpers/wait.js';\nimport '../../services/gateway/src/codes.js';\n"],
     ['test/helpers/redis.ts', "export { startRedis } from '../../tools/kit/src/redis.js';\n"],
+    ['clients/js/src/client.ts', "import './backoff.js';\nexport type { Position } from './position.js';\n"],
   ];
   for (const [path, code] of allowed) {
     test(`allowed in ${path}: ${code.trim().replaceAll('\n', ' ')}`, async () => {

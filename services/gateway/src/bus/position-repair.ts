@@ -8,8 +8,10 @@
 //
 // A new epoch is a loss only if the old epoch's tail may have been missed: on one unbroken
 // subscriber connection Redis delivered every message before the switch (a quiet channel that
-// expired and starts over at offset 1 is not a loss). After a reconnect no later message may
-// come to reveal a lost tail, so the host reads each channel's top once resubscribed (top()).
+// expired and starts over at offset 1 is not a loss). Across a reconnect that tail is unknowable:
+// one `lost` at offset 0 of the new epoch; the new epoch's head is history like any gap, and is
+// repaired. After a reconnect no later message may come to reveal a lost tail, so the host reads
+// each channel's top once resubscribed (top()).
 //
 // Pure: no I/O, no timers. The host reads history asynchronously and never calls back from
 // inside repair(); a failed or timed-out read is repairFailed().
@@ -186,18 +188,13 @@ export class GapRepair {
       return;
     }
     if (m.epoch !== state.epoch) {
-      if (state.connection === connection) {
-        // Heard on this connection up to the switch: the old epoch's tail reached us; the new
-        // epoch starts at 0, and any hole before m is an ordinary gap.
-        state.epoch = m.epoch;
-        state.last = 0;
-        state.repairedTo = 0;
-      } else {
-        this.counts.busLost++;
-        this.host.lost(channel, { offset: m.offset - 1, epoch: m.epoch });
-        this.take(channel, state, m, connection);
-        return;
-      }
+      // Heard on this connection up to the switch, the old epoch's tail reached us; across a
+      // reconnect it may not have, and nothing can tell: lost, up to the new epoch's start.
+      if (state.connection !== connection) this.epochLost(channel, m.epoch);
+      // Either way the new epoch starts at 0, and any hole before m is an ordinary gap.
+      state.epoch = m.epoch;
+      state.last = 0;
+      state.repairedTo = 0;
     }
     if (m.offset <= state.last) {
       if (m.offset > state.repairedTo) this.counts.busDuplicates++;
@@ -229,15 +226,8 @@ export class GapRepair {
       return;
     }
     if (position.epoch !== state.epoch) {
-      if (interrupted) {
-        // The old epoch is gone with whatever of its tail was missed; reloading covers the new one.
-        this.counts.busLost++;
-        this.host.lost(channel, position);
-        state.epoch = position.epoch;
-        state.last = position.offset;
-        state.repairedTo = 0;
-        return;
-      }
+      // The old epoch is gone with whatever of its tail was missed; the new one is repaired from 0.
+      if (interrupted) this.epochLost(channel, position.epoch);
       state.epoch = position.epoch;
       state.last = 0;
       state.repairedTo = 0;
@@ -274,6 +264,12 @@ export class GapRepair {
     this.lostRun(channel, repair.epoch, from, repair.to);
     state.epoch = repair.epoch;
     state.last = repair.to;
+  }
+
+  /** The old epoch's tail may be lost, its size unknown (no gap counted): one event, at the new epoch's start. */
+  private epochLost(channel: string, epoch: string): void {
+    this.counts.busLost++;
+    this.host.lost(channel, { offset: 0, epoch });
   }
 
   private lostRun(channel: string, epoch: string, from: number, to: number): void {

@@ -286,11 +286,13 @@ export class RedisBus implements Bus {
   private checkChannelTops(): void {
     this.checkTops = false;
     const history = this.history!;
+    let failed = 0;
     for (const channel of this.subs.channels()) {
       history.top(channel, HistoryReadPurpose.Top).then(
         (position) => this.repair!.top(channel, position),
         (err: Error) => {
-          this.log.warn({ err: err.message, channel }, 'history top check after reconnect failed; the next message reveals any gap');
+          // One line per check run, not per channel: a gateway may hold thousands.
+          if (failed++ === 0) this.log.warn({ err: err.message, channel }, 'history top check after reconnect failed; the next message on such a channel reveals any gap');
         },
       );
     }
