@@ -167,7 +167,10 @@ describe('recovery across a Redis restart', { timeout: 120_000 }, () => {
     await Promise.all([a, b].map((g) => g.waitReady(200, 15_000)));
 
     // Told without waiting for a message: the channel's top is checked after the reconnect.
-    const lost = (await watcher.waitFor((f) => f.op === 'lost' && f.channel === channel, 15_000, 'a lost notice')) as PositionedFrame & Position;
+    const lost = (await watcher.waitFor((f) => f.op === 'lost' && f.channel === channel, 15_000, 'a lost notice').catch((err: Error) => {
+      const warnings = a.logs.filter((l) => (l.level as number) >= 40).map((l) => JSON.stringify(l));
+      throw new Error(`${err.message}; A's warnings:\n${warnings.join('\n')}`);
+    })) as PositionedFrame & Position;
     assert.notEqual(lost.epoch, start.epoch, 'lost names the new epoch');
     assert.equal(await a.metric('hubcast_bus_lost_total'), 1);
     assert.equal((await publisher.request({ op: 'publish', channel, data: 'after' })).op, 'ack');
