@@ -55,13 +55,19 @@ describe('recovery refused: recovered:false, nothing replayed', { timeout: 90_00
     return ack;
   }
 
-  test('more missed than HISTORY_SIZE', async () => {
-    const gateway = await fx.gateway({ REDIS_PREFIX: uniquePrefix(), HISTORY_SIZE: '10' });
+  /** A gateway with these settings, and a client that missed `missed` messages: refused, counted under result. */
+  async function missedTooMany(env: Record<string, string>, channel: string, missed: number, result: string): Promise<{ gateway: GatewayProcess; publisher: TestClient }> {
+    const gateway = await fx.gateway({ REDIS_PREFIX: uniquePrefix(), ...env });
     const publisher = await fx.connect(gateway.ws());
-    const held = await positionAfter(gateway, publisher, 'trimmed', 3);
-    await publish(publisher, 'trimmed', 11);
-    await refused(gateway, publisher, 'trimmed', held, { offset: held.offset + 11, epoch: held.epoch });
-    assert.equal(await gateway.metric('hubcast_recoveries_total{result="missing"}'), 1);
+    const held = await positionAfter(gateway, publisher, channel, 3);
+    await publish(publisher, channel, missed);
+    await refused(gateway, publisher, channel, held, { offset: held.offset + missed, epoch: held.epoch });
+    assert.equal(await gateway.metric(`hubcast_recoveries_total{result="${result}"}`), 1);
+    return { gateway, publisher };
+  }
+
+  test('more missed than HISTORY_SIZE', async () => {
+    const { gateway, publisher } = await missedTooMany({ HISTORY_SIZE: '10' }, 'trimmed', 11, 'missing');
 
     // Ten missed is exactly what history holds: recovered, with all ten.
     const near = await positionAfter(gateway, publisher, 'edge', 2);
@@ -78,12 +84,7 @@ describe('recovery refused: recovered:false, nothing replayed', { timeout: 90_00
   });
 
   test('more missed than RECOVERY_MAX_MESSAGES', async () => {
-    const gateway = await fx.gateway({ REDIS_PREFIX: uniquePrefix(), RECOVERY_MAX_MESSAGES: '5' });
-    const publisher = await fx.connect(gateway.ws());
-    const held = await positionAfter(gateway, publisher, 'many', 2);
-    await publish(publisher, 'many', 6);
-    await refused(gateway, publisher, 'many', held, { offset: held.offset + 6, epoch: held.epoch });
-    assert.equal(await gateway.metric('hubcast_recoveries_total{result="too_many"}'), 1);
+    await missedTooMany({ RECOVERY_MAX_MESSAGES: '5' }, 'many', 6, 'too_many');
   });
 
   test('a wrong epoch, an offset beyond the top, a malformed since', async () => {
