@@ -66,7 +66,7 @@ class HttpPublisher {
   }
 }
 
-describe('fault: rolling restart of three gateways behind HAProxy', { timeout: 120_000 }, () => {
+describe('fault: rolling restart of three gateways behind HAProxy', { timeout: 90_000 }, () => {
   test('every client gets every accepted message, in order, once: zero lost end to end', async (t) => {
     const started = Date.now();
     const cluster = await startCluster({ gatewayEnv: { DRAIN_MS: String(DRAIN_MS), LOG_LEVEL: 'warn', BUS_PROBE_INTERVAL_MS: '500' } });
