@@ -611,6 +611,46 @@ describe('Hub recovery (subscribe with since)', () => {
     assert.equal(plain!.delivered.length, 2);
   });
 
+  test('live copies of replayed messages arriving after the ack (another Redis connection) are skipped for that client only', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [plain, recovering] = registered(hub, 2);
+    hub.subscribe(plain!, 'r');
+    const recovery = new ChannelRecovery({ offset: 2, epoch: E }, limits);
+    hub.subscribe(recovering!, 'r', recovery);
+    const result = hub.resolveRecovery(recovering!, 'r', recovery, read(4, [3, 4]));
+    assert.deepEqual(result?.messages.map((m) => m.offset), [3, 4]);
+    for (const offset of [3, 4, 5, 6]) hub.broadcast('r', payload(offset), { offset, epoch: E });
+    assert.deepEqual(texts(recovering!), [payload(5).toString(), payload(6).toString()], 'the replay sent 3 and 4');
+    assert.equal(plain!.delivered.length, 4, 'the others get every message');
+  });
+
+  test('a plain subscriber acked at a position is sent only what follows it; acked() for a channel it does not hold is a no-op', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [a, b] = registered(hub, 2);
+    hub.subscribe(a!, 'r');
+    hub.subscribe(b!, 'r');
+    hub.acked(a!, 'r', { offset: 4, epoch: E });
+    hub.acked(a!, 'elsewhere', { offset: 4, epoch: E });
+    for (const offset of [4, 5]) hub.broadcast('r', payload(offset), { offset, epoch: E });
+    assert.deepEqual(texts(a!), [payload(5).toString()]);
+    assert.equal(b!.delivered.length, 2);
+    hub.unsubscribe(a!, 'r');
+    hub.subscribe(a!, 'r');
+    hub.broadcast('r', payload(3), { offset: 3, epoch: E });
+    assert.equal(a!.delivered.length, 2, 'a seam goes with the subscription');
+  });
+
+  test('a message of another epoch ends the seam', { timeout: 5000 }, () => {
+    const { hub } = setup();
+    const [a] = registered(hub, 1);
+    const recovery = new ChannelRecovery({ offset: 4, epoch: E }, limits);
+    hub.subscribe(a!, 'r', recovery);
+    hub.resolveRecovery(a!, 'r', recovery, read(4, []));
+    hub.broadcast('r', payload(1), { offset: 1, epoch: 'E2' });
+    hub.broadcast('r', payload(2), { offset: 2, epoch: 'E2' });
+    assert.equal(a!.delivered.length, 2);
+  });
+
   test('each outcome is counted under its result', { timeout: 5000 }, () => {
     const { hub, stats } = setup();
     const [a, b] = registered(hub, 2);

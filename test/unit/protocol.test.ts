@@ -1,17 +1,21 @@
 // The wire protocol: command parsing, HTTP publish bodies, encoders, and the ?channels query.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { messageHead } from '../../services/gateway/src/bus/position.js';
 import { ErrorCode } from '../../services/gateway/src/codes.js';
 import {
   type ParseResult,
   type ProtocolError,
   encodeAck,
   encodeError,
+  encodeHistory,
+  encodeLost,
   encodeMessage,
   isProtocolError,
   isValidChannel,
   parseChannelsQuery,
   parseCommand,
+  parseHistoryQuery,
   parsePublishBody,
   tryEncodeMessage,
 } from '../../services/gateway/src/protocol.js';
@@ -376,5 +380,78 @@ describe('tryEncodeMessage', () => {
     assert.ok(isProtocolError(result));
     assert.equal(result.error, ErrorCode.InvalidMessage);
     assert.equal(result.op, 'publish');
+  });
+});
+
+describe('positions on the wire (issue 10)', () => {
+  const E = 'q3LwG0c1xZ_a';
+
+  test('subscribe with since: a whole offset and an epoch as the gateway sends them', { timeout: 5000 }, () => {
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'a', id: 1, since: { offset: 41, epoch: E } }), {
+      op: 'subscribe',
+      channel: 'a',
+      id: 1,
+      since: { offset: 41, epoch: E },
+    });
+    assert.deepEqual(cmd({ op: 'subscribe', channel: 'a', since: { offset: 0, epoch: E, extra: true } }), {
+      op: 'subscribe',
+      channel: 'a',
+      since: { offset: 0, epoch: E },
+    });
+    for (const since of [null, 3, 'x', [], {}, { offset: 1 }, { epoch: E }, { offset: -1, epoch: E }, { offset: 1.5, epoch: E },
+      { offset: Number.MAX_SAFE_INTEGER + 1, epoch: E }, { offset: '1', epoch: E }, { offset: 1, epoch: '' }, { offset: 1, epoch: 'has space' },
+      { offset: 1, epoch: 'x'.repeat(65) }, { offset: 1, epoch: 7 }]) {
+      const err = assertError(cmd({ op: 'subscribe', channel: 'a', id: 'q', since }), ErrorCode.InvalidMessage);
+      assert.equal(err.id, 'q', JSON.stringify(since));
+    }
+  });
+
+  test('since is read on subscribe only', { timeout: 5000 }, () => {
+    assert.deepEqual(cmd({ op: 'unsubscribe', channel: 'a', since: 'ignored' }), { op: 'unsubscribe', channel: 'a' });
+  });
+
+  test('ping needs no channel; its id is kept', { timeout: 5000 }, () => {
+    assert.deepEqual(cmd({ op: 'ping' }), { op: 'ping' });
+    assert.deepEqual(cmd({ op: 'ping', id: 9, channel: 'bad channel' }), { op: 'ping', id: 9 });
+  });
+
+  test('acks: the position and recovered only when given', { timeout: 5000 }, () => {
+    const parse = (b: Buffer): unknown => JSON.parse(b.toString());
+    assert.deepEqual(parse(encodeAck(1, { offset: 0, epoch: E })), { op: 'ack', id: 1, offset: 0, epoch: E });
+    assert.deepEqual(parse(encodeAck('s', { offset: 5, epoch: E }, true)), { op: 'ack', id: 's', offset: 5, epoch: E, recovered: true });
+    assert.deepEqual(parse(encodeAck(2, null, false)), { op: 'ack', id: 2, recovered: false });
+    assert.equal(encodeAck(3, { offset: 7, epoch: E }).toString(), `{"op":"ack","id":3,"offset":7,"epoch":"${E}"}`);
+  });
+
+  test('lost: channel, offset, epoch', { timeout: 5000 }, () => {
+    assert.equal(encodeLost('room.1', { offset: 57, epoch: E }).toString(), `{"op":"lost","channel":"room.1","offset":57,"epoch":"${E}"}`);
+  });
+
+  test('GET /history query: defaults, bounds, and the error code of each bad parameter', { timeout: 5000 }, () => {
+    const q = (s: string): ReturnType<typeof parseHistoryQuery> => parseHistoryQuery(new URLSearchParams(s), 100);
+    assert.deepEqual(q('channel=a'), { channel: 'a', since: 0, epoch: null, limit: 100 });
+    assert.deepEqual(q(`channel=a&since=7&epoch=${E}&limit=3`), { channel: 'a', since: 7, epoch: E, limit: 3 });
+    for (const [s, code] of [
+      ['', ErrorCode.InvalidChannel],
+      ['channel=a%20b', ErrorCode.InvalidChannel],
+      ['channel=a&since=-1', ErrorCode.InvalidMessage],
+      ['channel=a&since=1.5', ErrorCode.InvalidMessage],
+      ['channel=a&since=', ErrorCode.InvalidMessage],
+      ['channel=a&epoch=', ErrorCode.InvalidMessage],
+      ['channel=a&limit=0', ErrorCode.InvalidMessage],
+      ['channel=a&limit=101', ErrorCode.InvalidMessage],
+    ] as const) {
+      assertError(q(s), code);
+    }
+  });
+
+  test('GET /history answer: each data sliced from the stored bytes, unchanged', { timeout: 5000 }, () => {
+    const stored = (offset: number, data: unknown): { offset: number; bytes: Buffer } => ({
+      offset,
+      bytes: Buffer.concat([messageHead(encodeMessage('c', data)), Buffer.from(`,"offset":${offset},"epoch":"${E}"}`)]),
+    });
+    const body = encodeHistory('c', { epoch: E, top: 9, complete: false, messages: [stored(8, { a: [1, 'ü'] }), stored(9, null)] });
+    assert.deepEqual(JSON.parse(body.toString()), { epoch: E, offset: 9, messages: [{ offset: 8, data: { a: [1, 'ü'] } }, { offset: 9, data: null }] });
+    assert.deepEqual(JSON.parse(encodeHistory('c', { epoch: E, top: 0, complete: true, messages: [] }).toString()), { epoch: E, offset: 0, messages: [] });
   });
 });

@@ -186,6 +186,7 @@ async function acknowledge(ctx: ConnectionContext, client: Client, command: Subs
   if (recovery === undefined) {
     if (id === undefined) return;
     const position = history === null ? null : await history.top(channel, HistoryReadPurpose.Top).catch(noPosition);
+    if (position !== null) ctx.hub.acked(client, channel, position);
     client.reply(encodeAck(id, position, asked));
     return;
   }

@@ -6,7 +6,9 @@
 // A subscribe with `since` joins its channel as recovering (recovery.ts): while its history read
 // runs, the channel's live messages go to its ChannelRecovery instead of its queue, and
 // resolveRecovery() moves it to the subscribers in the turn its ack and replay are sent. The
-// other subscribers' delivery is untouched: they are a separate set.
+// other subscribers' delivery is untouched: they are a separate set. The read's reply and the
+// live messages travel on different Redis connections, so live copies of what the replay sent may
+// still come after it: until the first message past its seam, such a client is sent none of them.
 import type { Logger } from 'pino';
 import type { Bus } from './bus/bus.js';
 import type { HistoryRead } from './bus/history-read.js';
@@ -41,6 +43,8 @@ interface ChannelEntry {
   pins: number;
   /** Subscribers whose history read runs: their live messages wait in their recovery. Null while none. */
   recovering: Map<HubClient, ChannelRecovery> | null;
+  /** Recovered subscribers and the last position they were sent: older live copies are skipped for them. Null while none. */
+  seams: Map<HubClient, Position> | null;
 }
 
 export type SubscribeResult = 'subscribed' | 'already' | 'limit';
@@ -147,7 +151,18 @@ export class Hub {
     entry.subscribers.add(client);
     const result = recovery.resolve(read);
     this.stats.recoveries[result.outcome.result]++;
+    const seam = result.messages.at(-1) ?? result.position;
+    if (seam !== null) this.acked(client, channel, { offset: seam.offset, epoch: seam.epoch });
     return result;
+  }
+
+  /**
+   * The client is acked at this position: from now on it is sent only messages after it (live
+   * copies of older ones may still be in flight on the subscriber connection).
+   */
+  acked(client: HubClient, channel: string, position: Position): void {
+    const entry = this.channels.get(channel);
+    if (entry?.subscribers.has(client) === true) (entry.seams ??= new Map()).set(client, position);
   }
 
   /** The recovery's read failed: the client leaves the channel (its subscribe failed as a whole). */
@@ -186,7 +201,21 @@ export class Hub {
       for (const recovery of entry.recovering.values()) recovery.push(message);
     }
     if (entry.subscribers.size === 0) return;
-    this.fanOut(entry, textFrame(payload));
+    this.fanOut(entry, textFrame(payload), position);
+  }
+
+  /** Every subscriber but, for each recovered client, the live copies of what its replay already sent. */
+  private deliverPastSeams(entry: ChannelEntry, frame: Buffer, position: Position): void {
+    const seams = entry.seams!;
+    for (const client of entry.subscribers) {
+      const seam = seams.get(client);
+      if (seam !== undefined) {
+        if (seam.epoch === position.epoch && position.offset <= seam.offset) continue;
+        seams.delete(client); // messages come in offset order: this one is past the seam, and so is every later one
+      }
+      client.deliver(frame);
+    }
+    if (seams.size === 0) entry.seams = null;
   }
 
   /** The bus could not fill a gap on the channel: every local subscriber is told (`lost`), recovering ones through their recovery. */
@@ -200,9 +229,10 @@ export class Hub {
   }
 
   /** One frame to every subscriber of a channel, in the order frames arrive here. */
-  private fanOut(entry: ChannelEntry, frame: Buffer): void {
+  private fanOut(entry: ChannelEntry, frame: Buffer, position?: Position): void {
     const started = performance.now();
-    for (const client of entry.subscribers) client.deliver(frame);
+    if (entry.seams === null || position === undefined) for (const client of entry.subscribers) client.deliver(frame);
+    else this.deliverPastSeams(entry, frame, position);
     this.options.observeFanout?.((performance.now() - started) / 1000);
   }
 
@@ -251,7 +281,7 @@ export class Hub {
   private entry(channel: string): ChannelEntry {
     let entry = this.channels.get(channel);
     if (entry === undefined) {
-      entry = { subscribers: new Set(), pins: 0, recovering: null };
+      entry = { subscribers: new Set(), pins: 0, recovering: null, seams: null };
       this.channels.set(channel, entry);
       this.bus.subscribe(channel);
     }
@@ -282,6 +312,7 @@ const NONE: ReadonlySet<string> = new Set();
 
 function leave(entry: ChannelEntry, client: HubClient): void {
   if (!entry.subscribers.delete(client)) dropRecovering(entry, client);
+  if (entry.seams?.delete(client) === true && entry.seams.size === 0) entry.seams = null;
 }
 
 function dropRecovering(entry: ChannelEntry, client: HubClient): void {
