@@ -105,6 +105,8 @@ describe('Dockerfile', () => {
     const context = mkdtempSync(join(tmpdir(), 'hubcast-context-'));
     after(() => rmSync(context, { recursive: true, force: true }));
     assert.match(dockerfile, /^COPY services\/gateway \.\/services\/gateway$/m, 'the gateway alone is copied');
+    // package.json too: its "type": "module" makes tsc emit ESM, as in the image (import.meta).
+    cpSync(`${ROOT}package.json`, join(context, 'package.json'));
     cpSync(`${ROOT}tsconfig.json`, join(context, 'tsconfig.json'));
     cpSync(`${ROOT}services/gateway`, join(context, 'services/gateway'), { recursive: true });
     symlinkSync(`${ROOT}node_modules`, join(context, 'node_modules'));

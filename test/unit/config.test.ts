@@ -48,6 +48,7 @@ const DEFAULTS = {
   historyTtlS: 300,
   recoveryMaxMessages: 1000,
   permessageDeflate: false,
+  serveClient: true,
 };
 
 /** Asserts loadConfig(env) throws a one-line ConfigError for `variable`, and returns it. */
@@ -100,6 +101,7 @@ const INVALID: Record<(typeof CONFIG_VARIABLES)[number], string[]> = {
   HISTORY_TTL_S: ['0', '2592001', '5m', '-1'],
   RECOVERY_MAX_MESSAGES: ['0', '100001', 'many'],
   PERMESSAGE_DEFLATE: ['yes', '1', 'TRUE', 'on'],
+  SERVE_CLIENT: ['no', '0', 'False', 'off'],
 };
 
 describe('loadConfig', () => {

@@ -195,6 +195,7 @@ export const SETTINGS = {
   historyTtlS: int('HISTORY_TTL_S', 1, 30 * 86_400, 300, "A channel's history expires this long after its last publish."),
   recoveryMaxMessages: int('RECOVERY_MAX_MESSAGES', 1, 100_000, 1000, 'Most missed messages one subscribe with since replays.'),
   permessageDeflate: flag('PERMESSAGE_DEFLATE', false, 'Accept compressed frames from clients (bounded).'),
+  serveClient: flag('SERVE_CLIENT', true, 'Serve the demo page at / and the SDK bundle at /hubcast.js.'),
 } as const;
 
 type Settings = typeof SETTINGS;

@@ -14,6 +14,7 @@ import { Hub } from './hub.js';
 import { listen } from './listen.js';
 import { createMetrics } from './metrics.js';
 import { PublishPipeline } from './publish.js';
+import { loadClientFiles } from './static.js';
 import { Stats } from './stats.js';
 import { createUpgradeHandler } from './upgrade.js';
 
@@ -96,6 +97,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       auth,
       allowedOrigins: config.allowedOrigins,
       httpPublishes: new PublishPipeline(publishing, 'http'),
+      staticFiles: loadClientFiles(config.serveClient, log),
       historySize: config.historySize,
       isDraining,
     }),

@@ -10,6 +10,7 @@ import { type AllowedOrigins, corsHeaders, originAllowed, preflightHeaders } fro
 import { type HistoryQuery, encodeHistory, isProtocolError, parseHistoryQuery, parsePublishBody } from './protocol.js';
 import { type PublishPipeline, type PublishRefused, isPending } from './publish.js';
 import { type Headers, sendJson, sendRefusal } from './refuse.js';
+import { type StaticFiles, serveStatic } from './static.js';
 
 export { sendJson } from './refuse.js';
 
@@ -22,6 +23,8 @@ export interface HttpContext {
   readonly allowedOrigins: AllowedOrigins;
   /** The HTTP source's publish pipeline (publish.ts). */
   readonly httpPublishes: PublishPipeline;
+  /** GET / and /hubcast.js (static.ts). */
+  readonly staticFiles: StaticFiles;
   /** HISTORY_SIZE: the most messages GET /history answers (and its default limit). */
   readonly historySize: number;
   isDraining(): boolean;
@@ -46,6 +49,8 @@ function createRouter(ctx: HttpContext): (req: IncomingMessage, res: ServerRespo
     const path = (req.url ?? '/').split('?', 1)[0];
     const method = req.method ?? 'GET';
     const read = method === 'GET' || method === 'HEAD';
+    const file = ctx.staticFiles.get(path);
+    if (file !== undefined) return read ? serveStatic(file, req, res) : methodNotAllowed(res, 'GET, HEAD');
     switch (path) {
       case '/publish':
         if (method === 'OPTIONS') return preflight(ctx, req, res);

@@ -12,6 +12,7 @@ import { type ConnectionContext, attachConnection } from './connection.js';
 import { PendingUpgrades, type PendingUpgrade } from './pending-upgrade.js';
 import { refuse } from './refuse.js';
 import { type Asked, type UpgradeRules, checkGrant, checkRequest, isRefused } from './upgrade-check.js';
+import { encodeWelcome, wantsWelcome } from './welcome.js';
 
 /** Longest wait for ?channels to go live before opening anyway (the bus may have just dropped). */
 const SUBSCRIBE_WAIT_MS = 5000;
@@ -124,6 +125,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): UpgradeHandler {
             socket.off('error', onError);
             const client = new Client(nextId++, ws, socket, ctx.limits, ctx.stats, hub);
             hub.register(client);
+            if (wantsWelcome(req.url)) client.reply(encodeWelcome(socket.localAddress, socket.localPort)); // first frame
             for (const channel of channels) hub.subscribe(client, channel);
             attachConnection(ctx, client, grant);
             ctx.log.debug({ client: client.id, channels: channels.length }, 'client connected');

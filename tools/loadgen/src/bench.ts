@@ -2,19 +2,20 @@
 // ceiling, in one run; prints one table with ratios and writes the JSON.
 //
 // Flags as --name=value or --name value:
-//   --quick                 small N and short runs (a CI smoke check); exits 1 on any loss
-//   --scenarios=a,b,c,d,e   --targets=hubcast,hubcast-nohistory,socketio,ws (history off runs in (a) and (b) only)
+//   --quick                 small N and short runs (a CI smoke check); exits 1 on any loss, surplus or leftover
+//   --scenarios=a,b,…,i     --targets=hubcast,hubcast-nohistory,socketio,ws (history off runs in (a) and (b) only)
 //   --json=FILE             where the JSON goes (default bench-results.json)
 //   --profile=DIR           run the servers with --cpu-prof, profiles written to DIR
 //   --gateways=N            hubcast gateways and Socket.IO servers (default 3)
-//   --repeat=N              rounds of (a) and (b); each target's median run is reported (default 3, quick 1)
+//   --repeat=N              rounds of (a), (b), (f), (g); each target's median run is reported (default 3, quick 1)
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { parseFlags } from '../../kit/src/flags.js';
 import { startRedis } from '../../kit/src/redis.js';
-import { buildRows, formatTable } from './report.js';
-import { type Measurement, runScenario, type ScenarioId, type ScenarioResult, type Sizes } from './scenarios.js';
+import { buildRows, formatTable, leftovers } from './report.js';
+import type { Measurement } from './rig.js';
+import { runScenario, SCENARIOS, type ScenarioId, type ScenarioResult, type Sizes } from './scenarios.js';
 import { HISTORY_OFF_SCENARIOS, TARGETS, type TargetName } from './targets.js';
 
 const FULL: Sizes = {
@@ -23,6 +24,12 @@ const FULL: Sizes = {
   c: { connections: 10_000 },
   d: { subscribers: 1000, startRate: 20, factor: 1.5, steps: 8, durationMs: 2000, p99Ms: 50 },
   e: { subscribers: 30_000, rate: 10, durationMs: 1000, size: 64, processes: 3 },
+  f: { subscribers: 6000, perChannel: 3, rate: 3000, durationMs: 6000, size: 64 },
+  g: { subscribers: 3000, perChannel: 1, rate: 3000, durationMs: 6000, size: 64 },
+  h: { connections: 20_000, batch: 200, processes: 2, settleMs: 1000 },
+  // 100,000 over 6 gateways (16,667 each) and 8 load processes (12,500 each): under the 20,000
+  // open files one process may have, and under the ~28,000 ephemeral ports of one source address.
+  i: { subscribers: 100_000, rate: 5, durationMs: 1000, size: 64, gateways: 6, processes: 8, settleMs: 2000 },
   gateways: 3,
   subscriberProcesses: 2,
 };
@@ -33,12 +40,19 @@ const QUICK: Sizes = {
   c: { connections: 300 },
   d: { subscribers: 30, startRate: 50, factor: 2, steps: 2, durationMs: 300, p99Ms: 50 },
   e: { subscribers: 300, rate: 10, durationMs: 300, size: 64, processes: 3 },
+  f: { subscribers: 300, perChannel: 3, rate: 300, durationMs: 500, size: 64 },
+  g: { subscribers: 150, perChannel: 1, rate: 300, durationMs: 500, size: 64 },
+  h: { connections: 1000, batch: 200, processes: 2, settleMs: 300 },
+  i: { subscribers: 2000, rate: 10, durationMs: 300, size: 64, gateways: 2, processes: 2, settleMs: 300 },
   gateways: 3,
   subscriberProcesses: 2,
 };
 
+/** The scenarios whose targets are on CPU per delivery: each runs `--repeat` rounds. */
+const REPEATED: readonly ScenarioId[] = ['a', 'b', 'f', 'g'];
+
 const USAGE =
-  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e] [--targets=hubcast,hubcast-nohistory,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N]';
+  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e,f,g,h,i] [--targets=hubcast,hubcast-nohistory,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N]';
 const FLAGS = { quick: 'boolean', help: 'boolean', scenarios: 'string', targets: 'string', json: 'string', profile: 'string', gateways: 'string', repeat: 'string' } as const;
 
 const parsed = parseFlags(process.argv.slice(2), FLAGS);
@@ -92,11 +106,16 @@ async function main(): Promise<number> {
   const quick = flags.has('quick');
   const gateways = arg('gateways');
   const sizes = { ...(quick ? QUICK : FULL), ...(gateways === undefined ? {} : { gateways: Number(gateways) }) };
-  const scenarios = (arg('scenarios')?.split(',') ?? ['a', 'b', 'c', 'd', 'e']) as ScenarioId[];
+  const scenarios = (arg('scenarios')?.split(',') ?? [...SCENARIOS]) as ScenarioId[];
+  const unknownScenario = scenarios.find((s) => !SCENARIOS.includes(s));
+  if (unknownScenario !== undefined) {
+    process.stderr.write(`bench: unknown scenario ${unknownScenario}\n${USAGE}\n`);
+    return 2;
+  }
   const targets = (arg('targets')?.split(',') ?? [...TARGETS]) as TargetName[];
-  const unknown = targets.find((t) => !TARGETS.includes(t));
-  if (unknown !== undefined) {
-    process.stderr.write(`bench: unknown target ${unknown}\n${USAGE}\n`);
+  const unknownTarget = targets.find((t) => !TARGETS.includes(t));
+  if (unknownTarget !== undefined) {
+    process.stderr.write(`bench: unknown target ${unknownTarget}\n${USAGE}\n`);
     return 2;
   }
   const jsonPath = resolve(arg('json') ?? 'bench-results.json');
@@ -110,9 +129,9 @@ async function main(): Promise<number> {
   const results: ScenarioResult[] = [];
   try {
     for (const scenario of scenarios) {
-      // (a) and (b) run `repeat` rounds, the targets interleaved, so a burst of load from other
-      // processes on the machine does not land on one target only; each target's median run counts.
-      const rounds = scenario === 'a' || scenario === 'b' ? repeat : 1;
+      // The scenarios with CPU targets run `repeat` rounds, the targets interleaved, so a burst of load
+      // from other processes on the machine does not land on one target only; each target's median run counts.
+      const rounds = REPEATED.includes(scenario) ? repeat : 1;
       const runs = new Map<TargetName, ScenarioResult[]>();
       const here = targets.filter((t) => t !== 'hubcast-nohistory' || HISTORY_OFF_SCENARIOS.includes(scenario));
       for (let round = 0; round < rounds; round++) {
@@ -143,10 +162,15 @@ async function main(): Promise<number> {
 
   const measurements = results.flatMap((r) => [...(r.measurement ? [r.measurement] : []), ...(r.steps ?? [])]);
   const lost = measurements.reduce((a, m) => a + Math.max(0, m.lost), 0);
+  // More than expected: a message reached connections not subscribed to its channel, or twice.
+  const surplus = measurements.reduce((a, m) => a + Math.max(0, m.received - m.expected), 0);
   const failed = results.filter((r) => r.error !== undefined);
+  const left = leftovers(results);
   if (failed.length > 0) out(`bench: ${failed.length} scenario runs failed`);
   if (quick && lost > 0) out(`bench: ${lost} deliveries lost`);
-  return failed.length > 0 || (quick && lost > 0) ? 1 : 0;
+  if (quick && surplus > 0) out(`bench: ${surplus} deliveries more than expected`);
+  if (quick) for (const line of left) out(`bench: ${line}`);
+  return failed.length > 0 || (quick && (lost > 0 || surplus > 0 || left.length > 0)) ? 1 : 0;
 }
 
 main().then(

@@ -10,6 +10,8 @@ export interface ConnectTarget {
 
 export type SubscriberRequest =
   | { readonly type: 'connect'; readonly dialect: Dialect; readonly targets: readonly ConnectTarget[]; readonly localAddress: string; readonly concurrency: number }
+  /** Opens the targets' connections `batch` at a time, closes each batch once it is open, and keeps none. */
+  | { readonly type: 'churn'; readonly dialect: Dialect; readonly targets: readonly ConnectTarget[]; readonly localAddress: string; readonly batch: number }
   | { readonly type: 'run'; readonly run: number }
   | { readonly type: 'report' }
   | { readonly type: 'close' };
@@ -30,6 +32,7 @@ export interface SubscriberReport {
 
 export type SubscriberReply =
   | { readonly type: 'connected'; readonly open: number; readonly failed: number; readonly firstError: string | null }
+  | { readonly type: 'churned'; readonly opened: number; readonly failed: number; readonly firstError: string | null }
   | { readonly type: 'ran' }
   | SubscriberReport
   | { readonly type: 'closed' };
@@ -39,7 +42,8 @@ export type PublisherDialect = 'hubcast' | 'socketio' | 'ws';
 
 export type PublisherRequest =
   | { readonly type: 'connect'; readonly dialect: PublisherDialect; readonly urls: readonly string[] }
-  | { readonly type: 'publish'; readonly run: number; readonly rate: number; readonly durationMs: number; readonly size: number }
+  /** Publish number s goes to channels[s % channels.length]. */
+  | { readonly type: 'publish'; readonly run: number; readonly rate: number; readonly durationMs: number; readonly size: number; readonly channels: readonly string[] }
   | { readonly type: 'close' };
 
 export type PublisherReply =

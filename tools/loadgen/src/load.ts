@@ -3,7 +3,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
-import type { ConnectTarget, Dialect, PublisherDialect, PublisherReply, PublisherRequest, SubscriberReply, SubscriberRequest } from './ipc.js';
+import { type Layout, type Placement, spread } from './layout.js';
+import type { Dialect, PublisherDialect, PublisherReply, PublisherRequest, SubscriberReply, SubscriberRequest } from './ipc.js';
 
 const SUBSCRIBER = fileURLToPath(new URL('./subscriber.js', import.meta.url));
 const PUBLISHER = fileURLToPath(new URL('./publisher.js', import.meta.url));
@@ -65,6 +66,14 @@ export interface Totals {
   histogram: hdr.Histogram | null;
 }
 
+/**
+ * 127.0.0.2, .3 ...: each load process its own source address, so each its own ephemeral port
+ * range (a connection's source port must be unique per source address).
+ */
+function sourceAddress(process: number): string {
+  return `127.0.0.${2 + process}`;
+}
+
 /** Subscriber connections spread over several processes, each with its own loopback source address. */
 export class Subscribers {
   private readonly workers: Worker<SubscriberRequest, SubscriberReply>[] = [];
@@ -77,25 +86,32 @@ export class Subscribers {
     return this.workers.map((w) => w.pid);
   }
 
-  /** Opens `total` connections, round-robin over the servers' URLs; throws unless every one opened. */
-  async connect(dialect: Dialect, urls: readonly string[], total: number, concurrency = 100): Promise<void> {
-    const p = this.workers.length;
-    const counts = this.workers.map(() => new Map<string, number>());
-    for (let j = 0; j < total; j++) {
-      const url = urls[j % urls.length]!;
-      const perProcess = counts[Math.floor((j * p) / total)]!;
-      perProcess.set(url, (perProcess.get(url) ?? 0) + 1);
-    }
+  /** Opens every connection of the layout on the server and channel it places it on; throws unless every one opened. */
+  async connect(dialect: Dialect, layout: Layout, urlOf: (p: Placement) => string, concurrency = 100): Promise<void> {
+    const shares = spread(layout, this.workers.length, urlOf);
     const replies = await Promise.all(
-      this.workers.map((w, i) => {
-        const targets: ConnectTarget[] = [...counts[i]!].map(([url, count]) => ({ url, count }));
-        // 127.0.0.2, .3 ...: each process its own source address, so each its own ephemeral port range.
-        return w.request({ type: 'connect', dialect, targets, localAddress: `127.0.0.${2 + i}`, concurrency }, 'connected', 300_000);
-      }),
+      this.workers.map((w, i) =>
+        w.request({ type: 'connect', dialect, targets: shares[i]!, localAddress: sourceAddress(i), concurrency }, 'connected', 300_000),
+      ),
     );
     const failed = replies.reduce((a, r) => a + r.failed, 0);
     if (failed > 0) {
-      throw new Error(`${failed} of ${total} connections failed; first: ${replies.find((r) => r.firstError)?.firstError}`);
+      throw new Error(`${failed} of ${layout.connections} connections failed; first: ${replies.find((r) => r.firstError)?.firstError}`);
+    }
+  }
+
+  /** (h) Opens and closes every connection of the layout, `batch` at a time over all processes; throws unless every one opened. */
+  async churn(dialect: Dialect, layout: Layout, urlOf: (p: Placement) => string, batch: number): Promise<void> {
+    const shares = spread(layout, this.workers.length, urlOf);
+    const perProcess = Math.max(1, Math.round(batch / this.workers.length));
+    const replies = await Promise.all(
+      this.workers.map((w, i) =>
+        w.request({ type: 'churn', dialect, targets: shares[i]!, localAddress: sourceAddress(i), batch: perProcess }, 'churned', 600_000),
+      ),
+    );
+    const failed = replies.reduce((a, r) => a + r.failed, 0);
+    if (failed > 0) {
+      throw new Error(`churn: ${failed} of ${layout.connections} connections failed; first: ${replies.find((r) => r.firstError)?.firstError}`);
     }
   }
 
@@ -140,9 +156,9 @@ export class Publisher {
     await this.worker.request({ type: 'connect', dialect, urls }, 'connected', 30_000);
   }
 
-  /** Publishes open-loop; resolves with how many messages went out once the last has. */
-  async publish(run: number, rate: number, durationMs: number, size: number): Promise<{ sent: number; elapsedMs: number }> {
-    return this.worker.request({ type: 'publish', run, rate, durationMs, size }, 'published', durationMs + 60_000);
+  /** Publishes open-loop, message s on channels[s % channels.length]; resolves with how many messages went out once the last has. */
+  async publish(run: number, rate: number, durationMs: number, size: number, channels: readonly string[]): Promise<{ sent: number; elapsedMs: number }> {
+    return this.worker.request({ type: 'publish', run, rate, durationMs, size, channels }, 'published', durationMs + 60_000);
   }
 
   async close(): Promise<void> {

@@ -32,6 +32,12 @@ export function rssBytes(pid: number): number {
   return Number(match[1]) * 1024;
 }
 
+export function sumRssBytes(pids: readonly number[]): number {
+  let total = 0;
+  for (const pid of pids) total += rssBytes(pid);
+  return total;
+}
+
 /** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
 export function machineTicks(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;

@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import type { PublisherDialect, PublisherReply, PublisherRequest } from './ipc.js';
 import { makePayload, nowMicros } from './payload.js';
 
-type Send = (data: string) => void;
+type Send = (channel: string, data: string) => void;
 let sends: Send[] = [];
 let closers: (() => void)[] = [];
 
@@ -14,11 +14,11 @@ function reply(msg: PublisherReply): void {
   process.send!(msg);
 }
 
-function openWs(url: string, wrap: (data: string) => string): Promise<void> {
+function openWs(url: string, wrap: (channel: string, data: string) => string): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false });
     ws.once('open', () => {
-      sends.push((data) => ws.send(wrap(data)));
+      sends.push((channel, data) => ws.send(wrap(channel, data)));
       closers.push(() => ws.terminate());
       resolve();
     });
@@ -30,7 +30,7 @@ function openSocketIo(url: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket: SioSocket = io(url, { transports: ['websocket'], query: { pub: '1' }, reconnection: false });
     socket.once('connect', () => {
-      sends.push((data) => socket.emit('pub', data));
+      sends.push((channel, data) => socket.emit('pub', data, channel));
       closers.push(() => socket.close());
       resolve();
     });
@@ -43,14 +43,18 @@ async function connect(dialect: PublisherDialect, urls: readonly string[]): Prom
   closers = [];
   for (const url of urls) {
     if (dialect === 'socketio') await openSocketIo(url);
-    else if (dialect === 'ws') await openWs(url, (data) => data);
-    else await openWs(url, (data) => `{"op":"publish","channel":"bench","data":"${data}"}`);
+    // The ceiling reads the channel up to the first space (channel names hold none).
+    else if (dialect === 'ws') await openWs(url, (channel, data) => `${channel} ${data}`);
+    else await openWs(url, (channel, data) => `{"op":"publish","channel":"${channel}","data":"${data}"}`);
   }
   reply({ type: 'connected' });
 }
 
-/** Sends rate msg/s for durationMs; each message goes out on every connection (one per ceiling server). */
-function publish(run: number, rate: number, durationMs: number, size: number): void {
+/**
+ * Sends rate msg/s for durationMs, message s to channels[s % channels.length]; each message goes
+ * out on every connection (one per ceiling server).
+ */
+function publish(run: number, rate: number, durationMs: number, size: number, channels: readonly string[]): void {
   const total = Math.round((rate * durationMs) / 1000);
   const intervalMicros = 1_000_000 / rate;
   const start = nowMicros();
@@ -59,7 +63,8 @@ function publish(run: number, rate: number, durationMs: number, size: number): v
     const due = Math.min(total, Math.floor((nowMicros() - start) / intervalMicros) + 1);
     for (; sent < due; sent++) {
       const payload = makePayload(run, Math.round(start + sent * intervalMicros), size);
-      for (const send of sends) send(payload);
+      const channel = channels[sent % channels.length]!;
+      for (const send of sends) send(channel, payload);
     }
     if (sent < total) setTimeout(tick, 1);
     else reply({ type: 'published', sent, elapsedMs: (nowMicros() - start) / 1000 });
@@ -76,7 +81,7 @@ process.on('message', (msg: PublisherRequest) => {
       });
       break;
     case 'publish':
-      publish(msg.run, msg.rate, msg.durationMs, msg.size);
+      publish(msg.run, msg.rate, msg.durationMs, msg.size, msg.channels);
       break;
     case 'close':
       for (const close of closers) close();

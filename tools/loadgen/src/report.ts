@@ -1,12 +1,16 @@
 // The comparison table: one row per scenario and figure, one column per target, the two ratios
 // the issue sets targets on, and whether each target was met.
-import type { Measurement, ScenarioResult, Sizes } from './scenarios.js';
+import type { Measurement } from './rig.js';
+import type { ChurnFigures } from './churn.js';
+import type { ScenarioResult, Sizes } from './scenarios.js';
 import { TARGET_LABEL, TARGETS, type TargetName } from './targets.js';
+
+type Values = Partial<Record<TargetName, number | null>>;
 
 interface Row {
   readonly scenario: string;
   readonly figure: string;
-  readonly values: Partial<Record<TargetName, number | null>>;
+  readonly values: Values;
   readonly format: (v: number) => string;
   readonly ratios?: boolean;
   /** What the issue asks, and whether this run met it (null: could not be judged; absent: the row only informs). */
@@ -17,8 +21,8 @@ interface Row {
 const fixed = (digits: number) => (v: number) => v.toFixed(digits);
 const int = (v: number): string => Math.round(v).toLocaleString('en-US');
 
-function pick(results: readonly ScenarioResult[], scenario: string, f: (r: ScenarioResult) => number | null | undefined): Partial<Record<TargetName, number | null>> {
-  const out: Partial<Record<TargetName, number | null>> = {};
+function pick(results: readonly ScenarioResult[], scenario: string, f: (r: ScenarioResult) => number | null | undefined): Values {
+  const out: Values = {};
   for (const r of results) if (r.scenario === scenario) out[r.target] = f(r) ?? null;
   return out;
 }
@@ -30,6 +34,43 @@ function within(value: number | null, max: number): boolean | null {
   return value === null ? null : value <= max;
 }
 
+/** A target the issue sets on hubcast's figure: at most `max`, alone or as a ratio to another target's. */
+interface Goal {
+  readonly of: 'cpu' | 'p99';
+  readonly vs: 'ws' | 'socketio' | null;
+  readonly max: number;
+  /** Digits of the ratio shown. */
+  readonly digits: number;
+}
+
+const CPU_VS_CEILING = (max: number): Goal => ({ of: 'cpu', vs: 'ws', max, digits: 2 });
+const CPU_VS_SOCKETIO: Goal = { of: 'cpu', vs: 'socketio', max: 0.5, digits: 2 };
+const P99_25MS: Goal = { of: 'p99', vs: null, max: 25, digits: 2 };
+const P99_VS_SOCKETIO: Goal = { of: 'p99', vs: 'socketio', max: 0.1, digits: 3 };
+
+/** The targets of each publish scenario, in the order the table shows them (issues 4 and 13). */
+const FLOW_GOALS: Readonly<Record<'a' | 'b' | 'e' | 'f' | 'g' | 'i', readonly Goal[]>> = {
+  a: [CPU_VS_CEILING(1.15), CPU_VS_SOCKETIO],
+  b: [CPU_VS_CEILING(1.15), CPU_VS_SOCKETIO, P99_25MS, P99_VS_SOCKETIO],
+  e: [],
+  f: [CPU_VS_CEILING(1.5), CPU_VS_SOCKETIO, P99_25MS],
+  g: [CPU_VS_CEILING(1.5), CPU_VS_SOCKETIO, P99_25MS],
+  i: [],
+};
+
+function goalRow(title: string, goal: Goal, figures: { readonly cpu: Values; readonly p99: Values }): Row {
+  const v = figures[goal.of];
+  const name = goal.of === 'cpu' ? 'CPU/delivery' : 'p99';
+  if (goal.vs === null) {
+    const unit = goal.of === 'cpu' ? 'µs' : 'ms';
+    const value = v.hubcast ?? null;
+    return { scenario: title, figure: `target: ${name} ≤ ${goal.max} ${unit}`, values: {}, format: fixed(2), goal: `${fixed(goal.digits)(value ?? NaN)} ${unit}`, met: within(value, goal.max) };
+  }
+  const r = ratio(v.hubcast, v[goal.vs]);
+  const against = goal.vs === 'ws' ? 'ceiling' : TARGET_LABEL[goal.vs];
+  return { scenario: title, figure: `target: ${name} ≤ ${goal.max}× ${against}`, values: {}, format: fixed(2), goal: `${fixed(goal.digits)(r ?? NaN)}×`, met: within(r, goal.max) };
+}
+
 function runsText(results: readonly ScenarioResult[], s: string): string {
   return TARGETS.flatMap((t) => {
     const runs = results.find((r) => r.scenario === s && r.target === t)?.runs;
@@ -37,7 +78,24 @@ function runsText(results: readonly ScenarioResult[], s: string): string {
   }).join('; ');
 }
 
-function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e', title: string): Row[] {
+/** What history costs: hubcast (history at its default) against the same run with HISTORY_SIZE=0. */
+function historyRows(title: string, cpu: Values, redisCpu: Values, p99: Values): Row[] {
+  if (cpu['hubcast-nohistory'] === undefined) return [];
+  const row = (figure: string, v: Values, unit: string): Row => {
+    const on = v.hubcast ?? null;
+    const off = v['hubcast-nohistory'] ?? null;
+    const r = ratio(on, off);
+    const text = on === null || off === null ? 'n/a' : `${r === null ? 'n/a' : `${r.toFixed(2)}×`} (${on.toFixed(2)} / ${off.toFixed(2)} ${unit})`;
+    return { scenario: title, figure: `history on / off: ${figure}`, values: {}, format: fixed(2), goal: text };
+  };
+  return [
+    row('server CPU per delivery (servers + Redis)', cpu, 'µs'),
+    row('Redis CPU per delivery', redisCpu, 'µs'),
+    row('p99 latency', p99, 'ms'),
+  ];
+}
+
+function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e' | 'f' | 'g' | 'i', title: string): Row[] {
   const m = (f: (m: Measurement) => number | null) => pick(results, s, (r) => (r.measurement ? f(r.measurement) : null));
   const cpu = m((x) => x.cpuMicrosPerDelivery);
   const p99 = m((x) => x.latencyMs.p99);
@@ -58,42 +116,14 @@ function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e', title:
     { scenario: title, figure: 'load processes CPU, cores', values: m((x) => x.loadCpuCores), format: fixed(2) },
     { scenario: title, figure: 'machine busy, share of 2 cores', values: m((x) => x.machineBusy), format: fixed(2) },
   ];
-  if (s === 'a' || s === 'b') {
-    rows.push(...historyRows(title, cpu, m((x) => x.cpuMicrosPerDelivery - x.gatewayCpuMicrosPerDelivery), p99));
-    rows.push({
-      scenario: title,
-      figure: 'target: CPU/delivery ≤ 1.15× ceiling',
-      values: {},
-      format: fixed(2),
-      goal: `${fixed(2)(ratio(cpu.hubcast, cpu.ws) ?? NaN)}×`,
-      met: within(ratio(cpu.hubcast, cpu.ws), 1.15),
-    });
-    rows.push({
-      scenario: title,
-      figure: 'target: CPU/delivery ≤ 0.5× Socket.IO',
-      values: {},
-      format: fixed(2),
-      goal: `${fixed(2)(ratio(cpu.hubcast, cpu.socketio) ?? NaN)}×`,
-      met: within(ratio(cpu.hubcast, cpu.socketio), 0.5),
-    });
-  }
-  if (s === 'b') {
-    rows.push({ scenario: title, figure: 'target: p99 ≤ 25 ms', values: {}, format: fixed(2), goal: `${fixed(2)(p99.hubcast ?? NaN)} ms`, met: within(p99.hubcast ?? null, 25) });
-    rows.push({
-      scenario: title,
-      figure: 'target: p99 ≤ 0.1× Socket.IO',
-      values: {},
-      format: fixed(2),
-      goal: `${fixed(3)(ratio(p99.hubcast, p99.socketio) ?? NaN)}×`,
-      met: within(ratio(p99.hubcast, p99.socketio), 0.1),
-    });
-  }
-  if (s === 'e') {
+  rows.push(...historyRows(title, cpu, m((x) => x.cpuMicrosPerDelivery - x.gatewayCpuMicrosPerDelivery), p99));
+  for (const goal of FLOW_GOALS[s]) rows.push(goalRow(title, goal, { cpu, p99 }));
+  if (s === 'e' || s === 'i') {
     const open = m((x) => x.open);
     const silent = m((x) => x.silent);
     rows.unshift({ scenario: title, figure: 'connections open', values: open, format: int });
     rows.splice(1, 0, { scenario: title, figure: 'connections that received nothing', values: silent, format: int });
-    const e = results.find((r) => r.scenario === 'e' && r.target === 'hubcast')?.measurement;
+    const e = results.find((r) => r.scenario === s && r.target === 'hubcast')?.measurement;
     rows.push({
       scenario: title,
       figure: 'target: every connection open and receiving',
@@ -104,25 +134,6 @@ function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e', title:
     });
   }
   return rows;
-}
-
-type Values = Partial<Record<TargetName, number | null>>;
-
-/** What history costs: hubcast (history at its default) against the same run with HISTORY_SIZE=0. */
-function historyRows(title: string, cpu: Values, redisCpu: Values, p99: Values): Row[] {
-  if (cpu['hubcast-nohistory'] === undefined) return [];
-  const row = (figure: string, v: Values, unit: string): Row => {
-    const on = v.hubcast ?? null;
-    const off = v['hubcast-nohistory'] ?? null;
-    const r = ratio(on, off);
-    const text = on === null || off === null ? 'n/a' : `${r === null ? 'n/a' : `${r.toFixed(2)}×`} (${on.toFixed(2)} / ${off.toFixed(2)} ${unit})`;
-    return { scenario: title, figure: `history on / off: ${figure}`, values: {}, format: fixed(2), goal: text };
-  };
-  return [
-    row('server CPU per delivery (servers + Redis)', cpu, 'µs'),
-    row('Redis CPU per delivery', redisCpu, 'µs'),
-    row('p99 latency', p99, 'ms'),
-  ];
 }
 
 export function buildRows(results: readonly ScenarioResult[], sizes: Sizes): Row[] {
@@ -151,7 +162,74 @@ export function buildRows(results: readonly ScenarioResult[], sizes: Sizes): Row
     });
   }
   if (has('e')) rows.push(...flowRows(results, 'e', `(e) ${sizes.e.subscribers} connections over ${sizes.gateways} servers`));
+  const { f, g, h, i } = sizes;
+  if (has('f')) {
+    const title = `(f) rooms: ${f.subscribers} clients in ${f.subscribers / f.perChannel} channels of ${f.perChannel} × ${f.rate}/s × ${f.size} B`;
+    rows.push(...flowRows(results, 'f', title));
+  }
+  if (has('g')) rows.push(...flowRows(results, 'g', `(g) sparse: ${g.subscribers} clients, a channel each × ${g.rate}/s × ${g.size} B`));
+  if (has('h')) rows.push(...churnRows(results, `(h) churn: ${h.connections} connections, ${h.batch} at a time, a channel each`));
+  if (has('i')) {
+    const title = `(i) ${i.subscribers} idle connections over ${i.gateways} servers, ${i.processes} load processes`;
+    const rss = pick(results, 'i', (r) => (r.rssPerConnection === undefined ? null : r.rssPerConnection / 1024));
+    rows.push({ scenario: title, figure: 'RSS per idle connection, KiB (servers summed)', values: rss, format: fixed(2), ratios: true });
+    rows.push(...flowRows(results, 'i', title));
+    rows.push({ scenario: title, figure: 'target: ≤ 9 KiB RSS per connection', values: {}, format: fixed(2), goal: `${fixed(2)(rss.hubcast ?? NaN)} KiB`, met: within(rss.hubcast ?? null, 9) });
+  }
   return rows;
+}
+
+/** (h) The second half's memory growth per connection it churned: above this, the servers keep something per connection. */
+export const CHURN_RSS_GROWTH_MAX_KIB = 1;
+
+function churnRows(results: readonly ScenarioResult[], title: string): Row[] {
+  const c = (f: (x: ChurnFigures) => number | null) => pick(results, 'h', (r) => (r.churn ? f(r.churn) : null));
+  const mib = (bytes: number): number => bytes / 1024 / 1024;
+  const growth = c((x) => (x.rssBytes.after - x.rssBytes.mid) / 1024 / (x.connections - Math.floor(x.connections / 2)));
+  const hub = results.find((r) => r.scenario === 'h' && r.target === 'hubcast')?.churn;
+  const row = (figure: string, values: Values, format: (v: number) => string, ratios = false): Row => ({ scenario: title, figure, values, format, ratios });
+  return [
+    row('connects per second (opened and closed)', c((x) => x.connectsPerSecond), int, true),
+    row('server CPU per connection, µs (servers + Redis)', c((x) => x.cpuMicrosPerConnection), fixed(1), true),
+    row('servers RSS before, MiB', c((x) => mib(x.rssBytes.before)), fixed(1)),
+    row('servers RSS after the first half, MiB', c((x) => mib(x.rssBytes.mid)), fixed(1)),
+    row('servers RSS after, MiB', c((x) => mib(x.rssBytes.after)), fixed(1)),
+    row('RSS growth in the second half, KiB per connection', growth, fixed(3)),
+    row('Redis channels left on the prefix', c((x) => x.channelsLeft), int),
+    row('Redis subscribers left on the churned channels', c((x) => x.subscribersLeft), int),
+    row('connections still counted open', c((x) => x.connectionsAfter), int),
+    {
+      scenario: title,
+      figure: 'target: no Redis subscription left behind',
+      values: {},
+      format: int,
+      goal: hub ? `${hub.channelsLeft} channels, ${hub.subscribersLeft} subscribers` : 'n/a',
+      met: hub ? hub.channelsLeft === 0 && hub.subscribersLeft === 0 : null,
+    },
+    { scenario: title, figure: 'target: connection gauge back to zero', values: {}, format: int, goal: hub ? `${hub.connectionsAfter} open` : 'n/a', met: hub ? hub.connectionsAfter === 0 : null },
+    {
+      scenario: title,
+      figure: `target: RSS growth bounded (second half ≤ ${CHURN_RSS_GROWTH_MAX_KIB} KiB per connection)`,
+      values: {},
+      format: fixed(3),
+      goal: `${fixed(3)(growth.hubcast ?? NaN)} KiB`,
+      met: within(growth.hubcast ?? null, CHURN_RSS_GROWTH_MAX_KIB),
+    },
+  ];
+}
+
+/** What a run left behind that it must not, by target: the quick run fails on any of it, as on a lost delivery. */
+export function leftovers(results: readonly ScenarioResult[]): string[] {
+  return results.flatMap((r) => {
+    const x = r.churn;
+    if (x === undefined) return [];
+    const left = [
+      ...(x.channelsLeft ? [`${x.channelsLeft} Redis channels`] : []),
+      ...(x.subscribersLeft ? [`${x.subscribersLeft} Redis subscribers`] : []),
+      ...(x.connectionsAfter !== 0 ? [`${x.connectionsAfter} connections`] : []),
+    ];
+    return left.length === 0 ? [] : [`(${r.scenario}) ${TARGET_LABEL[r.target]}: ${left.join(', ')} left behind`];
+  });
 }
 
 function cell(row: Row, t: TargetName): string {

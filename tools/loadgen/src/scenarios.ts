@@ -1,63 +1,30 @@
 // The scenarios of the benchmark, each run against one target: start the servers and the load
 // processes, warm up until every connection receives, measure, stop everything.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { machineTicks, rssBytes, sumCpuMicros } from './procstat.js';
-import { Publisher, Subscribers } from './load.js';
-import { type Counters, type RedisInfo, type Target, type TargetName, startTarget } from './targets.js';
+import { type ChurnFigures, churn } from './churn.js';
+import { broadcastLayout, roomsLayout } from './layout.js';
+import { Subscribers } from './load.js';
+import { rssBytes, sumRssBytes } from './procstat.js';
+import { type Flow, type Measurement, type RigOptions, measure, warmUp, withRig } from './rig.js';
+import { type RedisInfo, type TargetName, startTarget } from './targets.js';
 
-export type ScenarioId = 'a' | 'b' | 'c' | 'd' | 'e';
-
-export interface Flow {
-  readonly subscribers: number;
-  readonly rate: number;
-  readonly durationMs: number;
-  readonly size: number;
-}
-
-/** One measured publish run. */
-export interface Measurement {
-  readonly subscribers: number;
-  readonly rate: number;
-  readonly sent: number;
-  readonly expected: number;
-  readonly received: number;
-  /** Counted as dropped by the target (null: the target keeps no such count). */
-  readonly dropped: number | null;
-  /** Neither received nor counted as dropped. */
-  readonly lost: number;
-  /** hubcast: messages its gateways took from Redis (sent × gateways when none is missing), reconnects, refused publishes. */
-  readonly busMessages: number | null;
-  readonly busReconnects: number | null;
-  readonly publishesRejected: number | null;
-  /** Connections that received nothing of this run. */
-  readonly silent: number;
-  readonly open: number;
-  /** Connections the server closed (hubcast: evicted) since they opened. */
-  readonly closed: number;
-  readonly deliveriesPerSecond: number;
-  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly p999: number; readonly max: number };
-  /** Server CPU (servers and Redis) per delivery, in µs. */
-  readonly cpuMicrosPerDelivery: number;
-  /** The same without Redis. */
-  readonly gatewayCpuMicrosPerDelivery: number;
-  /** CPU of the load processes (subscribers and publisher), as a share of one core. */
-  readonly loadCpuCores: number;
-  /** The whole machine (every process, anyone's), as a share of all cores. */
-  readonly machineBusy: number;
-}
+export type ScenarioId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i';
+export const SCENARIOS: readonly ScenarioId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
 
 export interface ScenarioResult {
   readonly scenario: ScenarioId;
   readonly target: TargetName;
   readonly servers: number;
   readonly measurement?: Measurement;
-  /** (c) resident memory per idle connection, in bytes. */
+  /** (c), (i) resident memory per idle connection, in bytes (summed over the servers). */
   readonly rssPerConnection?: number;
   readonly connections?: number;
   /** (d) every step tried, and the best delivery rate that met the bar. */
   readonly steps?: readonly Measurement[];
   readonly bestDeliveriesPerSecond?: number;
-  /** (a), (b) run several times: each run's server CPU per delivery (µs) and p99 (ms); `measurement` is the median-CPU run. */
+  /** (h) the churn's figures. */
+  readonly churn?: ChurnFigures;
+  /** (a), (b), (f), (g) run several times: each run's server CPU per delivery (µs) and p99 (ms); `measurement` is the median-CPU run. */
   readonly runs?: readonly { readonly cpu: number; readonly p99: number }[];
   readonly error?: string;
 }
@@ -68,131 +35,15 @@ export interface Sizes {
   readonly c: { readonly connections: number };
   readonly d: { readonly subscribers: number; readonly startRate: number; readonly factor: number; readonly steps: number; readonly durationMs: number; readonly p99Ms: number };
   readonly e: Flow & { readonly processes: number };
+  /** (f) rooms (perChannel = one member per gateway) and (g) sparse (perChannel 1): publishes spread over the channels. */
+  readonly f: Flow & { readonly perChannel: number };
+  readonly g: Flow & { readonly perChannel: number };
+  /** (h) connections opened and closed `batch` at a time, each on a channel of its own; settleMs before the memory baseline. */
+  readonly h: { readonly connections: number; readonly batch: number; readonly processes: number; readonly settleMs: number };
+  /** (i) idle connections over their own number of gateways, then a broadcast to all; settleMs before each memory reading. */
+  readonly i: Flow & { readonly gateways: number; readonly processes: number; readonly settleMs: number };
   readonly gateways: number;
   readonly subscriberProcesses: number;
-}
-
-interface Rig {
-  readonly target: Target;
-  readonly subs: Subscribers;
-  readonly pub: Publisher;
-}
-
-let nextRun = 1;
-/** Settle: no new deliveries for this long after the last publish means the rest are not coming. */
-const QUIET_MS = 5000;
-const SETTLE_LIMIT_MS = 30_000;
-
-async function withRig<T>(
-  name: TargetName,
-  servers: number,
-  redis: RedisInfo,
-  nodeArgs: readonly string[] | undefined,
-  subscribers: number,
-  processes: number,
-  body: (rig: Rig) => Promise<T>,
-): Promise<T> {
-  const target = await startTarget(name, { servers, redis, nodeArgs });
-  const subs = new Subscribers(processes);
-  const pub = new Publisher();
-  try {
-    await subs.connect(target.dialect, target.subscriberUrls, subscribers);
-    await pub.connect(target.publisherDialect, target.publisherUrls);
-    return await body({ target, subs, pub });
-  } finally {
-    await Promise.all([subs.close(), pub.close()]);
-    await target.stop();
-  }
-}
-
-/**
- * Publishes a few messages, then waits until all of them arrived, until every connection has
- * received something: subscriptions are live end to end and no backlog is left for the measurement.
- */
-async function warmUp(rig: Rig, subscribers: number): Promise<void> {
-  await rig.subs.run(nextRun);
-  const run = nextRun++;
-  const deadline = Date.now() + 120_000;
-  let sent = 0;
-  for (;;) {
-    sent += (await rig.pub.publish(run, 20, 250, 64)).sent;
-    let totals = await rig.subs.totals(false);
-    const waitUntil = Date.now() + 20_000;
-    while (totals.received < sent * subscribers && Date.now() < waitUntil) {
-      await sleep(100);
-      totals = await rig.subs.totals(false);
-    }
-    if (totals.silent === 0 && totals.received >= sent * subscribers) return;
-    if (Date.now() > deadline) {
-      throw new Error(`warm-up: ${totals.silent} connections never received a message; ${totals.received} of ${sent * subscribers} arrived`);
-    }
-  }
-}
-
-async function measure(rig: Rig, flow: Flow): Promise<Measurement> {
-  const { target, subs, pub } = rig;
-  const run = nextRun++;
-  await subs.run(run);
-  const loadPids = [...subs.pids, pub.pid];
-  const counters0 = await target.counters();
-  const cpu0 = sumCpuMicros(target.serverPids);
-  const gw0 = sumCpuMicros(target.gatewayPids);
-  const load0 = sumCpuMicros(loadPids);
-  const machine0 = machineTicks();
-  const t0 = performance.now();
-  const { sent } = await pub.publish(run, flow.rate, flow.durationMs, flow.size);
-  const expected = sent * flow.subscribers;
-  // Wait until everything arrived, or nothing more arrives for QUIET_MS.
-  let received = 0;
-  let lastChange = performance.now();
-  const settleDeadline = performance.now() + SETTLE_LIMIT_MS;
-  for (;;) {
-    const totals = await subs.totals(false);
-    if (totals.received !== received) lastChange = performance.now();
-    received = totals.received;
-    if (received >= expected || performance.now() - lastChange > QUIET_MS || performance.now() > settleDeadline) break;
-    await sleep(50);
-  }
-  const elapsedS = (performance.now() - t0) / 1000;
-  const cpu = sumCpuMicros(target.serverPids) - cpu0;
-  const gw = sumCpuMicros(target.gatewayPids) - gw0;
-  const load = sumCpuMicros(loadPids) - load0;
-  const machine1 = machineTicks();
-  const totals = await subs.totals(true);
-  const counters1 = await target.counters();
-  const delta = (k: keyof Counters): number | null => (counters0 === null || counters1 === null ? null : counters1[k] - counters0[k]);
-  const dropped = delta('dropped');
-  const h = totals.histogram!;
-  const ms = (us: number): number => us / 1000;
-  const result: Measurement = {
-    subscribers: flow.subscribers,
-    rate: flow.rate,
-    sent,
-    expected,
-    received: totals.received,
-    dropped,
-    // A publish the gateway refused (and counted) would have been one delivery per subscriber.
-    lost: expected - totals.received - (dropped ?? 0) - (delta('publishesRejected') ?? 0) * flow.subscribers,
-    busMessages: delta('busMessages'),
-    busReconnects: delta('busReconnects'),
-    publishesRejected: delta('publishesRejected'),
-    silent: totals.silent,
-    open: totals.open,
-    closed: totals.closed,
-    deliveriesPerSecond: totals.received / (flow.durationMs / 1000),
-    latencyMs: {
-      p50: ms(h.getValueAtPercentile(50)),
-      p99: ms(h.getValueAtPercentile(99)),
-      p999: ms(h.getValueAtPercentile(99.9)),
-      max: ms(h.maxValue),
-    },
-    cpuMicrosPerDelivery: cpu / Math.max(1, totals.received),
-    gatewayCpuMicrosPerDelivery: gw / Math.max(1, totals.received),
-    loadCpuCores: load / 1_000_000 / elapsedS,
-    machineBusy: (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total),
-  };
-  h.destroy();
-  return result;
 }
 
 export interface RunContext {
@@ -201,11 +52,24 @@ export interface RunContext {
   readonly nodeArgs?: readonly string[];
 }
 
-async function flowScenario(ctx: RunContext, scenario: 'a' | 'b', name: TargetName): Promise<ScenarioResult> {
-  const flow = ctx.sizes[scenario];
+function rigOptions(ctx: RunContext, name: TargetName, servers: number, processes = ctx.sizes.subscriberProcesses): RigOptions {
+  return { name, servers, redis: ctx.redis, nodeArgs: ctx.nodeArgs, processes };
+}
+
+/** (a), (b) one channel; (f), (g) many channels, the ceiling coalescing per turn as a gateway does. */
+async function flowScenario(ctx: RunContext, scenario: 'a' | 'b' | 'f' | 'g', name: TargetName): Promise<ScenarioResult> {
   const servers = name === 'ws' ? 1 : ctx.sizes.gateways;
-  return withRig(name, servers, ctx.redis, ctx.nodeArgs, flow.subscribers, ctx.sizes.subscriberProcesses, async (rig) => {
-    await warmUp(rig, flow.subscribers);
+  if (scenario === 'a' || scenario === 'b') {
+    const flow = ctx.sizes[scenario];
+    return withRig(rigOptions(ctx, name, servers), broadcastLayout(flow.subscribers, servers), async (rig) => {
+      await warmUp(rig);
+      return { scenario, target: name, servers, measurement: await measure(rig, flow) };
+    });
+  }
+  const flow = ctx.sizes[scenario];
+  const options = { ...rigOptions(ctx, name, servers), coalesce: true };
+  return withRig(options, roomsLayout(flow.subscribers, flow.perChannel, servers), async (rig) => {
+    await warmUp(rig, flow.rate);
     return { scenario, target: name, servers, measurement: await measure(rig, flow) };
   });
 }
@@ -219,7 +83,7 @@ async function idleMemory(ctx: RunContext, name: TargetName): Promise<ScenarioRe
     const pid = target.gatewayPids[0]!;
     await sleep(1000);
     const before = rssBytes(pid);
-    await subs.connect(target.dialect, target.subscriberUrls, connections);
+    await subs.connect(target.dialect, broadcastLayout(connections, 1), (p) => target.subscribeUrl(p.server, p.channel));
     await sleep(2000); // let the server settle (timers, lazily grown buffers)
     const after = rssBytes(pid);
     const totals = await subs.totals(false);
@@ -235,8 +99,8 @@ async function idleMemory(ctx: RunContext, name: TargetName): Promise<ScenarioRe
 async function highestRate(ctx: RunContext, name: TargetName): Promise<ScenarioResult> {
   const d = ctx.sizes.d;
   const servers = name === 'ws' ? 1 : ctx.sizes.gateways;
-  return withRig(name, servers, ctx.redis, ctx.nodeArgs, d.subscribers, ctx.sizes.subscriberProcesses, async (rig) => {
-    await warmUp(rig, d.subscribers);
+  return withRig(rigOptions(ctx, name, servers), broadcastLayout(d.subscribers, servers), async (rig) => {
+    await warmUp(rig);
     const steps: Measurement[] = [];
     let best = 0;
     let rate = d.startRate;
@@ -264,9 +128,34 @@ async function manyConnections(ctx: RunContext, name: TargetName): Promise<Scena
   const e = ctx.sizes.e;
   // The ceiling is one process elsewhere; here one process cannot hold the sockets (RLIMIT_NOFILE), so it runs as G.
   const servers = ctx.sizes.gateways;
-  return withRig(name, servers, ctx.redis, ctx.nodeArgs, e.subscribers, e.processes, async (rig) => {
-    await warmUp(rig, e.subscribers);
+  return withRig(rigOptions(ctx, name, servers, e.processes), broadcastLayout(e.subscribers, servers), async (rig) => {
+    await warmUp(rig);
     return { scenario: 'e', target: name, servers, connections: e.subscribers, measurement: await measure(rig, e) };
+  });
+}
+
+/**
+ * (i) More idle connections than one process may hold (RLIMIT_NOFILE 20,000 on these machines,
+ * not raisable): spread over i.gateways servers (every target, the ceiling too) and i.processes
+ * load processes, each with its own source address. Resident memory of the servers before and
+ * after they opened, then a broadcast that every one must receive.
+ */
+async function idleMany(ctx: RunContext, name: TargetName): Promise<ScenarioResult> {
+  const i = ctx.sizes.i;
+  let before = 0;
+  const options: RigOptions = {
+    ...rigOptions(ctx, name, i.gateways, i.processes),
+    coalesce: true,
+    beforeConnect: async (target) => {
+      await sleep(i.settleMs);
+      before = sumRssBytes(target.gatewayPids);
+    },
+  };
+  return withRig(options, broadcastLayout(i.subscribers, i.gateways), async (rig) => {
+    await sleep(i.settleMs); // let the servers settle (timers, lazily grown buffers)
+    const rssPerConnection = (sumRssBytes(rig.target.gatewayPids) - before) / i.subscribers;
+    await warmUp(rig);
+    return { scenario: 'i', target: name, servers: i.gateways, connections: i.subscribers, rssPerConnection, measurement: await measure(rig, i) };
   });
 }
 
@@ -275,6 +164,8 @@ export async function runScenario(ctx: RunContext, scenario: ScenarioId, name: T
     switch (scenario) {
       case 'a':
       case 'b':
+      case 'f':
+      case 'g':
         return await flowScenario(ctx, scenario, name);
       case 'c':
         return await idleMemory(ctx, name);
@@ -282,6 +173,13 @@ export async function runScenario(ctx: RunContext, scenario: ScenarioId, name: T
         return await highestRate(ctx, name);
       case 'e':
         return await manyConnections(ctx, name);
+      case 'h': {
+        const servers = name === 'ws' ? 1 : ctx.sizes.gateways;
+        const figures = await churn({ name, servers, redis: ctx.redis, nodeArgs: ctx.nodeArgs }, ctx.sizes.h);
+        return { scenario, target: name, servers, connections: figures.connections, churn: figures };
+      }
+      case 'i':
+        return await idleMany(ctx, name);
     }
   } catch (err) {
     return { scenario, target: name, servers: 0, error: (err as Error).message };

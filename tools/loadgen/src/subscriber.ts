@@ -37,7 +37,7 @@ function onPayload(conn: Conn, chunk: Buffer, start: number, end: number): void 
 }
 
 /** Opens one connection; resolves once the target will deliver broadcasts to it. */
-function open(url: string, dialect: Dialect, localAddress: string): Promise<void> {
+function open(url: string, dialect: Dialect, localAddress: string): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const conn: Conn = { ws: null, n: 0 };
     let ready = false;
@@ -48,8 +48,7 @@ function open(url: string, dialect: Dialect, localAddress: string): Promise<void
     const onReady = (): void => {
       ready = true;
       clearTimeout(timer);
-      conns.push(conn);
-      resolve();
+      resolve(conn);
     };
     conn.ws = new MiniWebSocket(url, localAddress, {
       onOpen: () => {
@@ -77,9 +76,14 @@ function open(url: string, dialect: Dialect, localAddress: string): Promise<void
   });
 }
 
-async function connect(dialect: Dialect, targets: readonly ConnectTarget[], localAddress: string, concurrency: number): Promise<void> {
+function urlsOf(targets: readonly ConnectTarget[]): string[] {
   const urls: string[] = [];
   for (const t of targets) for (let i = 0; i < t.count; i++) urls.push(t.url);
+  return urls;
+}
+
+async function connect(dialect: Dialect, targets: readonly ConnectTarget[], localAddress: string, concurrency: number): Promise<void> {
+  const urls = urlsOf(targets);
   // Round-robin order, so a partial failure does not hit one target only.
   let next = 0;
   let failed = 0;
@@ -88,7 +92,7 @@ async function connect(dialect: Dialect, targets: readonly ConnectTarget[], loca
     while (next < urls.length) {
       const url = urls[next++]!;
       try {
-        await open(url, dialect, localAddress);
+        conns.push(await open(url, dialect, localAddress));
       } catch (err) {
         failed++;
         firstError ??= (err as Error).message;
@@ -97,6 +101,30 @@ async function connect(dialect: Dialect, targets: readonly ConnectTarget[], loca
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, urls.length) }, worker));
   send({ type: 'connected', open: conns.length, failed, firstError });
+}
+
+/**
+ * (h) Opens `batch` connections at once, closes them as soon as all are open (the TCP connection
+ * dropped, no close handshake: the server must clean up either way), then the next batch.
+ */
+async function churn(dialect: Dialect, targets: readonly ConnectTarget[], localAddress: string, batch: number): Promise<void> {
+  const urls = urlsOf(targets);
+  let opened = 0;
+  let failed = 0;
+  let firstError: string | null = null;
+  for (let i = 0; i < urls.length; i += batch) {
+    const results = await Promise.allSettled(urls.slice(i, i + batch).map((url) => open(url, dialect, localAddress)));
+    for (const r of results) {
+      if (r.status === 'fulfilled') {
+        opened++;
+        r.value.ws!.close();
+      } else {
+        failed++;
+        firstError ??= (r.reason as Error).message;
+      }
+    }
+  }
+  send({ type: 'churned', opened, failed, firstError });
 }
 
 function report(): void {
@@ -113,6 +141,9 @@ process.on('message', (msg: SubscriberRequest) => {
   switch (msg.type) {
     case 'connect':
       void connect(msg.dialect, msg.targets, msg.localAddress, msg.concurrency);
+      break;
+    case 'churn':
+      void churn(msg.dialect, msg.targets, msg.localAddress, msg.batch);
       break;
     case 'run':
       run = msg.run;

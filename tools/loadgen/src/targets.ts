@@ -34,11 +34,16 @@ export interface Target {
   /** The same without Redis. */
   readonly gatewayPids: readonly number[];
   readonly dialect: Dialect;
-  readonly subscriberUrls: readonly string[];
+  /** The URL a subscriber opens on server `server` to receive channel `channel`. */
+  subscribeUrl(server: number, channel: string): string;
   readonly publisherDialect: PublisherDialect;
   readonly publisherUrls: readonly string[];
   /** hubcast's own counts, summed over its gateways; null where the target keeps none. */
   counters(): Promise<Counters | null>;
+  /** Connections the servers hold now (hubcast: `hubcast_connections_open`; the others: their /stats). */
+  connectionsOpen(): Promise<number>;
+  /** The prefix of every Redis channel the target uses; null without Redis. */
+  readonly redisPrefix: string | null;
   stop(): Promise<void>;
 }
 
@@ -48,6 +53,8 @@ export interface TargetOptions {
   readonly redis: RedisInfo;
   /** Extra node arguments for the server processes (--cpu-prof for profiling). */
   readonly nodeArgs?: readonly string[];
+  /** The ceiling coalesces each turn's frames per socket, as a gateway does (the many-channel scenarios). */
+  readonly coalesce?: boolean;
 }
 
 async function startAll(count: number, env: Record<string, string>, nodeArgs: readonly string[], script?: string): Promise<GatewayProcess[]> {
@@ -88,6 +95,18 @@ async function sumCounters(servers: readonly GatewayProcess[]): Promise<Counters
   return sums;
 }
 
+async function statsConnections(servers: readonly GatewayProcess[]): Promise<number> {
+  let total = 0;
+  for (const server of servers) total += ((await (await fetch(`${server.http}/stats`)).json()) as { connections: number }).connections;
+  return total;
+}
+
+async function gaugeConnections(servers: readonly GatewayProcess[]): Promise<number> {
+  let total = 0;
+  for (const server of servers) total += await server.metric('hubcast_connections_open');
+  return total;
+}
+
 export async function startTarget(name: TargetName, options: TargetOptions): Promise<Target> {
   const { redis } = options;
   const args = options.nodeArgs ?? [];
@@ -98,42 +117,60 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
     case 'hubcast':
     case 'hubcast-nohistory': {
       // (e) puts 10,000 subscribers plus the publisher on one gateway: above the default MAX_CONNECTIONS.
+      // The one publisher connection stands for many publishing clients: (f) and (g) send 3,000/s
+      // on it, above the default per-client rate limit.
+      const prefix = uniquePrefix();
       // hubcast keeps HISTORY_SIZE at its default (history on): the targets are judged on it.
-      const env: Record<string, string> = { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', DRAIN_MS: '0', MAX_CONNECTIONS: '50000' };
+      const env: Record<string, string> = {
+        REDIS_URL: redis.url,
+        REDIS_PREFIX: prefix,
+        LOG_LEVEL: 'info',
+        DRAIN_MS: '0',
+        MAX_CONNECTIONS: '50000',
+        RATE_LIMIT_PER_SEC: '1000000',
+        RATE_LIMIT_BURST: '1000000',
+      };
       if (name === 'hubcast-nohistory') env.HISTORY_SIZE = '0';
       servers = await startAll(options.servers, env, args);
       target = {
         name,
         dialect: 'plain',
-        subscriberUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/ws?channels=bench`),
+        subscribeUrl: (i, channel) => `ws://127.0.0.1:${servers[i]!.port}/ws?channels=${channel}`,
         publisherDialect: 'hubcast',
         publisherUrls: [`ws://127.0.0.1:${servers[0]!.port}/ws`],
         counters: () => sumCounters(servers),
+        connectionsOpen: () => gaugeConnections(servers),
+        redisPrefix: prefix,
       };
       break;
     }
     case 'socketio': {
-      servers = await startAll(options.servers, { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix() }, args, SOCKETIO);
+      const prefix = uniquePrefix();
+      servers = await startAll(options.servers, { REDIS_URL: redis.url, REDIS_PREFIX: prefix }, args, SOCKETIO);
       target = {
         name,
         dialect: 'socketio',
-        subscriberUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/socket.io/?EIO=4&transport=websocket`),
+        subscribeUrl: (i, room) => `ws://127.0.0.1:${servers[i]!.port}/socket.io/?EIO=4&transport=websocket&room=${room}`,
         publisherDialect: 'socketio',
         publisherUrls: [`http://127.0.0.1:${servers[0]!.port}`],
         counters: async () => null,
+        connectionsOpen: () => statsConnections(servers),
+        redisPrefix: prefix,
       };
       break;
     }
     case 'ws': {
-      servers = await startAll(options.servers, {}, args, CEILING);
+      servers = await startAll(options.servers, options.coalesce ? { COALESCE: '1' } : {}, args, CEILING);
       target = {
         name,
         dialect: 'plain',
-        subscriberUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/sub`),
+        subscribeUrl: (i, channel) => `ws://127.0.0.1:${servers[i]!.port}/sub?channel=${channel}`,
         publisherDialect: 'ws',
         // With more than one ceiling process, the publisher sends each message to every one.
         publisherUrls: servers.map((s) => `ws://127.0.0.1:${s.port}/pub`),
         counters: async () => null,
+        connectionsOpen: () => statsConnections(servers),
+        redisPrefix: null,
       };
       break;
     }
