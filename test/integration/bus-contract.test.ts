@@ -1,5 +1,6 @@
-// One contract, every bus: the same cases run against the in-process MemoryBus and against
-// RedisBus on a real redis-server (each case on its own key prefix). A case is one entry of CASES;
+// One contract, every bus: the same cases run against the in-process MemoryBus, against
+// RedisBus on a real redis-server and against ClusterBus on a local six-node Redis Cluster (each
+// case on its own key prefix). A case is one entry of CASES;
 // one that needs what a bus cannot do (the memory bus is never down) is skipped with the reason.
 import assert from 'node:assert/strict';
 import { type TestContext, after, before, describe, test } from 'node:test';
@@ -8,6 +9,8 @@ import { type Bus, type BusListener, BusUnavailableError } from '../../services/
 import { MemoryBus } from '../../services/gateway/src/bus/memory.js';
 import { type Position, isValidEpoch } from '../../services/gateway/src/bus/position.js';
 import { RedisBus } from '../../services/gateway/src/bus/redis.js';
+import { ClusterBus } from '../../services/gateway/src/bus/redis-cluster.js';
+import { type RedisCluster, startRedisCluster } from '../../tools/kit/src/redis-cluster.js';
 import { HistoryReadPurpose } from '../../services/gateway/src/codes.js';
 import { ChannelRecovery, Recovery, type RecoveryResult } from '../../services/gateway/src/recovery.js';
 import { Stats } from '../../services/gateway/src/stats.js';
@@ -404,13 +407,54 @@ function redisHarness(redis: () => RedisHandle): Harness {
   };
 }
 
-describe('Bus contract', { timeout: 120_000 }, () => {
+function clusterHarness(rc: () => RedisCluster): Harness {
+  const quiet = pino({ level: 'silent' });
+  const make = (nodes: readonly { host: string; port: number }[], prefix: string, history: HistoryOptions | null, stats: Stats): ClusterBus =>
+    new ClusterBus({ nodes, prefix, timeoutMs: 2000, probeIntervalMs: 200, probeTimeoutMs: 3000, history }, stats, quiet);
+  const subject = (t: TestContext, nodes: readonly { host: string; port: number }[], prefix: string, history: HistoryOptions | null, ready: boolean): Promise<Subject> => {
+    const stats = new Stats();
+    return started(t, make(nodes, prefix, history, stats), ready, stats);
+  };
+  return {
+    name: 'ClusterBus',
+    pair: async (t, history = null) => {
+      const prefix = uniquePrefix();
+      const [a, b] = await Promise.all([subject(t, rc().seeds, prefix, history, true), subject(t, rc().seeds, prefix, history, true)]);
+      return { a, b };
+    },
+    unreachable: (t) => freePort().then((port) => subject(t, [{ host: '127.0.0.1', port }], uniquePrefix(), null, false)),
+    outage: () => {
+      // Every node down at once (SIGKILL), then back with its nodes.conf: the same cluster, emptied.
+      const cluster = rc();
+      return {
+        stop: async () => {
+          for (const node of cluster.nodes) await cluster.kill(node.port);
+        },
+        start: async () => {
+          await Promise.all(cluster.nodes.map((node) => cluster.restart(node.port)));
+          await cluster.waitHealthy(30_000);
+        },
+      };
+    },
+    // Every sharded subscriber connection, on every master at once.
+    killSubscribers: async () => {
+      const cluster = rc();
+      await Promise.all(cluster.nodes.map((node) => cluster.command(node.port, 'CLIENT', 'KILL', 'TYPE', 'pubsub')));
+    },
+  };
+}
+
+describe('Bus contract', { timeout: 240_000 }, () => {
   let redis: RedisHandle | null = null;
+  let cluster: RedisCluster | null = null;
   before(async () => {
-    redis = await startRedis();
+    [redis, cluster] = await Promise.all([startRedis(), startRedisCluster()]);
   });
-  after(() => redis?.close());
-  const harnesses = [memory, redisHarness(() => redis!)];
+  after(async () => {
+    await redis?.close();
+    await cluster?.stop();
+  });
+  const harnesses = [memory, redisHarness(() => redis!), clusterHarness(() => cluster!)];
   for (const harness of harnesses) {
     describe(harness.name, () => {
       for (const c of [...CASES, ...RECOVERY_CASES]) test(c.name, { timeout: 30_000 }, (t) => c.run(harness, t));

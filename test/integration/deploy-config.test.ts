@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
+import { loadConfig } from '../../services/gateway/src/config.js';
 import { loopbackPrometheusConfig } from '../../tools/cluster/src/prometheus.js';
 import { requireProgram } from '../../tools/kit/src/process.js';
 import { ROOT, alertRules, dashboard, dashboardQueries, metricNames } from '../helpers/dashboard.js';
@@ -76,6 +77,56 @@ describe('docker-compose.yml', () => {
     assert.ok(mounts(services.grafana!).includes(`${ROOT}deploy/grafana/provisioning:/etc/grafana/provisioning`));
     assert.ok(mounts(services.grafana!).includes(`${ROOT}deploy/grafana/dashboards:/var/lib/grafana/dashboards`));
     assert.equal(services.lb!.ports?.length, 2, 'one port for /ws and /publish, one for stats');
+  });
+});
+
+describe('docker-compose.redis-cluster.yml (with -f on top of docker-compose.yml)', () => {
+  before(() => requireProgram('docker-compose'));
+  interface Service {
+    image?: string;
+    command?: string[];
+    entrypoint?: string[];
+    environment?: Record<string, string>;
+    depends_on?: Record<string, { condition: string }>;
+    healthcheck?: { test: string[] };
+    restart?: string;
+  }
+  const config = (): { services: Record<string, Service> } =>
+    parse(ok('docker-compose', ['-f', 'docker-compose.yml', '-f', 'docker-compose.redis-cluster.yml', 'config']));
+  const nodes = ['redis-1', 'redis-2', 'redis-3', 'redis-4', 'redis-5', 'redis-6'];
+
+  test('docker-compose config accepts the pair: six redis:7 cluster nodes with health checks and a one-shot create', () => {
+    const services = config().services;
+    for (const name of nodes) {
+      const node = services[name]!;
+      assert.match(node.image!, /^redis:7/, name);
+      assert.ok(node.command!.includes('--cluster-enabled') && node.command!.includes('yes'), `${name} runs in cluster mode`);
+      assert.ok(node.healthcheck, `${name} has a health check`);
+    }
+    const create = services['redis-cluster-create']!;
+    assert.match(create.image!, /^redis:7/);
+    assert.equal(create.restart, 'no');
+    const script = create.entrypoint!.join(' ');
+    assert.match(script, /redis-cli --cluster create/);
+    assert.match(script, /--cluster-replicas 1 --cluster-yes/);
+    for (const name of nodes) {
+      assert.ok(script.includes(name), `${name} joins the cluster`);
+      assert.equal(create.depends_on?.[name]?.condition, 'service_healthy');
+    }
+  });
+
+  test('gateways get REDIS_CLUSTER_NODES naming every node, start after the create, and run without REDIS_URL', () => {
+    const gateway = config().services.gateway!;
+    assert.deepEqual(gateway.environment!.REDIS_CLUSTER_NODES!.split(','), nodes.map((n) => `${n}:6379`));
+    assert.equal(gateway.depends_on?.['redis-cluster-create']?.condition, 'service_completed_successfully');
+    // The base file's REDIS_URL cannot be removed by an override in compose v1: the entrypoint drops it.
+    assert.deepEqual(gateway.entrypoint, ['env', '-u', 'REDIS_URL', 'node', 'dist/services/gateway/src/main.js']);
+    const dockerfile = read('services/gateway/Dockerfile');
+    assert.ok(dockerfile.includes('ENTRYPOINT ["node", "dist/services/gateway/src/main.js"]'), 'the same program the image runs');
+    const { REDIS_URL, ...env } = gateway.environment!;
+    assert.ok(REDIS_URL !== undefined);
+    assert.throws(() => loadConfig(gateway.environment), /REDIS_CLUSTER_NODES cannot be set together with REDIS_URL/, 'why the entrypoint drops it');
+    assert.equal(loadConfig(env).redisClusterNodes?.length, 6, 'what the gateway sees after env -u');
   });
 });
 

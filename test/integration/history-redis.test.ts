@@ -98,6 +98,24 @@ describe('history on Redis', { timeout: 60_000 }, () => {
     assert.notEqual(e5.epoch, e4.epoch);
   });
 
+  test('fence: a top below the observed offset under the same epoch is lost history (new epoch from 0); otherwise nothing changes', async () => {
+    const h = history(redis.client());
+    for (let i = 1; i <= 5; i++) await h.publish('f', 'x', head('f', i));
+    const { epoch } = await h.top('f');
+    assert.deepEqual(await h.fence('f', { offset: 5, epoch }), { offset: 5, epoch, found: 5 }, 'at the observed offset: not behind');
+    assert.deepEqual(await h.fence('f', { offset: 9, epoch: 'another' }), { offset: 5, epoch, found: 5 }, 'another epoch observed: not this history');
+    // A promoted replica that missed offsets 6 and 7 this gateway heard:
+    const moved = await h.fence('f', { offset: 7, epoch });
+    assert.deepEqual([moved.offset, moved.found], [0, 5]);
+    assert.notEqual(moved.epoch, epoch);
+    assert.match(moved.epoch, /^[A-Za-z0-9_-]{12}$/);
+    assert.deepEqual(await h.top('f'), { offset: 0, epoch: moved.epoch }, 'the new epoch stands');
+    const next = await h.publish('f', 'x', head('f', 6));
+    assert.deepEqual(next, { offset: 1, epoch: moved.epoch }, 'offsets start over under the new epoch: none is reused under the old one');
+    assert.deepEqual((await h.since('f', 3, epoch, 10)).messages, [], 'a recovery in the old epoch finds nothing');
+    assert.equal((await h.since('f', 3, epoch, 10)).complete, false);
+  });
+
   test('a Redis that lost its script cache runs the script again (EVALSHA falls back to EVAL)', async () => {
     const conn = redis.client();
     const h = history(conn);

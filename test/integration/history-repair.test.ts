@@ -41,7 +41,7 @@ describe('history repair on Redis', { timeout: 60_000 }, () => {
   /** A subscriber wired to GapRepair the way a gateway would be: repairs and top checks read the stream. */
   async function receiver(t: TestContext, history: RedisHistory, pubsub: string): Promise<Receiver> {
     const out: (number | string)[] = [];
-    const counts: RepairCounts = { busGapsRepaired: 0, busGaps: 0, busLost: 0, busDuplicates: 0 };
+    const counts: RepairCounts = { busGapsRepaired: 0, busGaps: 0, busLost: 0, busDuplicates: 0, busRewound: 0 };
     const repair = new GapRepair(
       {
         deliver: (_c, m) => out.push(JSON.parse(m.bytes.toString()).data as number),

@@ -6,7 +6,7 @@ import { CONFIG_VARIABLES } from '../../services/gateway/src/config.js';
 import { USAGE, gatewaySettings, parseClusterArgs } from '../../tools/cluster/src/options.js';
 import { parseFlags } from '../../tools/kit/src/flags.js';
 
-const DEFAULTS = { gateways: 3, lbPort: 8080, statsPort: 8404, prometheusPort: 9090, redisPort: 6390, gatewayPort: 8080 };
+const DEFAULTS = { gateways: 3, lbPort: 8080, statsPort: 8404, prometheusPort: 9090, redisPort: 6390, gatewayPort: 8080, redisCluster: false };
 
 function run(argv: string[]): typeof DEFAULTS {
   const parsed = parseClusterArgs(argv);
@@ -70,6 +70,7 @@ describe('npm run cluster: flags', () => {
       prometheusPort: 3,
       redisPort: 4,
       gatewayPort: 5,
+      redisCluster: false,
     });
     assert.deepEqual(run(['--port=0', '--stats-port=0', '--prometheus-port=0', '--redis-port=0', '--gateway-port=0']), {
       gateways: 3,
@@ -78,7 +79,14 @@ describe('npm run cluster: flags', () => {
       prometheusPort: 0,
       redisPort: 0,
       gatewayPort: 0,
+      redisCluster: false,
     });
+  });
+
+  test('--redis-cluster asks for a six-node Redis Cluster; it takes no value', () => {
+    assert.equal(run(['--redis-cluster']).redisCluster, true);
+    assert.equal(run(['--gateways', '2', '--redis-cluster']).gateways, 2);
+    assert.equal(error(['--redis-cluster=yes']), '--redis-cluster takes no value');
   });
 
   test('bad values are refused, each with a line naming the flag', () => {
@@ -100,7 +108,7 @@ describe('npm run cluster: flags', () => {
     assert.equal(parsed.kind, 'help');
     const text = (parsed as { text: string }).text;
     assert.ok(text.startsWith(USAGE));
-    for (const flag of ['--gateways', '--port', '--stats-port', '--prometheus-port', '--redis-port', '--gateway-port']) {
+    for (const flag of ['--gateways', '--redis-cluster', '--port', '--stats-port', '--prometheus-port', '--redis-port', '--gateway-port']) {
       assert.match(text, new RegExp(`^  ${flag} `, 'm'), flag);
     }
     for (const port of ['8080', '8404', '9090', '6390']) assert.match(text, new RegExp(`default ${port}`));
@@ -112,10 +120,10 @@ describe('npm run cluster: gateway settings from its environment', () => {
     const env: Record<string, string> = { PATH: '/bin', HOME: '/root', NODE_OPTIONS: '--x' };
     for (const name of CONFIG_VARIABLES) env[name] = `v-${name}`;
     const { settings, ignored } = gatewaySettings(env, CONFIG_VARIABLES);
-    const expected = CONFIG_VARIABLES.filter((n) => !['HOST', 'PORT', 'REDIS_URL'].includes(n));
+    const expected = CONFIG_VARIABLES.filter((n) => !['HOST', 'PORT', 'REDIS_URL', 'REDIS_CLUSTER_NODES'].includes(n));
     assert.deepEqual(Object.keys(settings).sort(), [...expected].sort());
     for (const name of expected) assert.equal(settings[name], `v-${name}`);
-    assert.deepEqual(ignored.sort(), ['HOST', 'PORT', 'REDIS_URL']);
+    assert.deepEqual(ignored.sort(), ['HOST', 'PORT', 'REDIS_CLUSTER_NODES', 'REDIS_URL']);
   });
 
   test('ALLOWED_ORIGINS alone', () => {

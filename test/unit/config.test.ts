@@ -19,6 +19,7 @@ const DEFAULTS = {
   port: 8080,
   host: '0.0.0.0',
   redisUrl: undefined,
+  redisClusterNodes: undefined,
   redisPrefix: 'hubcast:',
   redisTimeoutMs: 2000,
   busProbeIntervalMs: 2000,
@@ -72,6 +73,7 @@ const INVALID: Record<(typeof CONFIG_VARIABLES)[number], string[]> = {
   PORT: ['70000', '65536', 'abc', '-1', '1.5', '1e3', '0x50', '80a', '+80'],
   HOST: ['my host', 'a/b', 'host!', 'x'.repeat(254)],
   REDIS_URL: ['http://x', 'https://redis.example', 'not a url', 'localhost:6379', 'tcp://localhost:6379'],
+  REDIS_CLUSTER_NODES: ['redis-1', 'redis-1:', ':6379', 'a:6379,', 'a:0', 'a:65536', 'redis://a:6379', 'a:6379 b:6379', 'a b:1'],
   REDIS_PREFIX: ['has space', 'tab\there', 'new\nline', 'é', 'x'.repeat(65)],
   REDIS_TIMEOUT_MS: ['49', '60001', 'slow', '-1', '1.5'],
   BUS_PROBE_INTERVAL_MS: ['49', '0', '3600001', 'often'],
@@ -293,6 +295,18 @@ describe('loadConfig', () => {
       loadConfig({ REDIS_URL: 'rediss://user:secret@cache.example.com:6380/0' }).redisUrl,
       'rediss://user:secret@cache.example.com:6380/0',
     );
+  });
+
+  test('REDIS_CLUSTER_NODES: seed nodes as host:port; exactly one of it and REDIS_URL', { timeout: 5000 }, () => {
+    const c = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,redis-2.internal:7001,[::1]:7002' });
+    assert.deepEqual(c.redisClusterNodes, [
+      { host: '10.0.0.1', port: 7000 },
+      { host: 'redis-2.internal', port: 7001 },
+      { host: '::1', port: 7002 },
+    ]);
+    assert.ok(Object.isFrozen(c.redisClusterNodes));
+    const err = assertConfigError({ REDIS_URL: 'redis://localhost:6379', REDIS_CLUSTER_NODES: 'a:7000' }, 'REDIS_CLUSTER_NODES');
+    assert.ok(err.message.includes('REDIS_URL'), err.message);
   });
 
   test('accepts every overflow policy and log level', { timeout: 5000 }, () => {

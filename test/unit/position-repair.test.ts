@@ -32,9 +32,17 @@ class Host implements RepairHost {
   }
 }
 
-function setup(maxHeld?: number): { host: Host; repair: GapRepair; counts: RepairCounts } {
-  const host = new Host();
-  const counts: RepairCounts = { busGapsRepaired: 0, busGaps: 0, busLost: 0, busDuplicates: 0 };
+/** A host that can fence (the Redis Cluster bus): it records each fence asked for. */
+class FenceHost extends Host {
+  readonly fences: { id: number; observed: Position }[] = [];
+  fence(channel: string, id: number, observed: Position): void {
+    assert.equal(channel, 'c');
+    this.fences.push({ id, observed });
+  }
+}
+
+function setup(maxHeld?: number, host: Host = new Host()): { host: Host; repair: GapRepair; counts: RepairCounts } {
+  const counts: RepairCounts = { busGapsRepaired: 0, busGaps: 0, busLost: 0, busDuplicates: 0, busRewound: 0 };
   const repair = new GapRepair(host, counts, maxHeld);
   repair.watch('c');
   return { host, repair, counts };
@@ -67,7 +75,7 @@ describe('GapRepair: in order', () => {
 
   test('a baseline given at watch: the next message must follow it', () => {
     const { host } = setup();
-    const repair = new GapRepair(host, { busGapsRepaired: 0, busGaps: 0, busLost: 0, busDuplicates: 0 });
+    const repair = new GapRepair(host, { busGapsRepaired: 0, busGaps: 0, busLost: 0, busDuplicates: 0, busRewound: 0 });
     repair.watch('c', { offset: 4, epoch: E });
     feed(repair, [6]);
     assert.deepEqual(host.lastRepair, { channel: 'c', id: 1, epoch: E, after: 4, to: 5 });
@@ -261,5 +269,70 @@ describe('GapRepair: epochs and reconnects', () => {
     assert.deepEqual([second.after, second.to], [3, 6], 'message 3 came on the old connection: the tail still needs the top');
     repair.repaired('c', second.id, read(6, [4, 5, 6]));
     assert.deepEqual(host.out, names([1, 2, 3, 4, 5, 6]));
+  });
+});
+
+describe('GapRepair: offsets going backwards under one epoch (a failover lost writes)', () => {
+  function fenced(): { host: FenceHost; repair: GapRepair; counts: RepairCounts } {
+    const host = new FenceHost();
+    const { repair, counts } = setup(undefined, host);
+    return { host, repair, counts };
+  }
+
+  test('without a fencing host a lower offset after a reconnect stays a duplicate (single Redis, as before)', () => {
+    const { host, repair, counts } = setup();
+    feed(repair, [1, 2, 3]);
+    repair.connectionLost();
+    feed(repair, [2]);
+    assert.deepEqual([host.out, counts.busDuplicates, counts.busLost], [names([1, 2, 3]), 1, 0]);
+  });
+
+  test('a lower offset heard on a newer connection is held and fenced; the new epoch is one lost, the stale epoch dropped, the rest follows', () => {
+    const { host, repair, counts } = fenced();
+    feed(repair, [1, 2, 3, 4, 5]);
+    repair.connectionLost();
+    feed(repair, [4, 5]); // the promoted replica had 3: its 4 and 5 are other messages
+    assert.equal(host.fences.length, 1, 'one fence for the channel');
+    assert.deepEqual(host.fences[0]!.observed, { offset: 5, epoch: E });
+    assert.deepEqual(host.out, names([1, 2, 3, 4, 5]), 'nothing delivered while fencing');
+    feed(repair, [1], 'E2'); // published after the fence reset the history, before its reply
+    repair.fenced('c', host.fences[0]!.id, { offset: 0, epoch: 'E2' }, 3);
+    feed(repair, [6]); // a late publish under the fenced-away epoch
+    feed(repair, [2], 'E2');
+    assert.deepEqual(host.out, [...names([1, 2, 3, 4, 5]), 'lost E2:0', ...names([1, 2], 'E2')]);
+    assert.deepEqual([counts.busLost, counts.busRewound, counts.busDuplicates], [1, 2, 0]);
+  });
+
+  test('a top behind what was heard after a reconnect fences; offsets the new master lacks count as rewound', () => {
+    const { host, repair, counts } = fenced();
+    feed(repair, [1, 2, 3, 4, 5]);
+    repair.connectionLost();
+    repair.top('c', { offset: 3, epoch: E });
+    assert.deepEqual(host.fences.map((f) => f.observed), [{ offset: 5, epoch: E }]);
+    repair.fenced('c', host.fences[0]!.id, { offset: 0, epoch: 'E2' }, 3);
+    feed(repair, [1], 'E2');
+    assert.deepEqual(host.out, [...names([1, 2, 3, 4, 5]), 'lost E2:0', ...names([1], 'E2')]);
+    assert.deepEqual([counts.busLost, counts.busRewound], [1, 2]);
+  });
+
+  test('a fence that finds the history not behind changes nothing: the held message is then a duplicate', () => {
+    const { host, repair, counts } = fenced();
+    feed(repair, [1, 2, 3]);
+    repair.connectionLost();
+    feed(repair, [3]);
+    repair.fenced('c', host.fences[0]!.id, { offset: 3, epoch: E }, 3);
+    feed(repair, [4]);
+    assert.deepEqual([host.out, counts.busLost, counts.busDuplicates], [names([1, 2, 3, 4]), 0, 1]);
+  });
+
+  test('a failed fence declares what was held lost once, and the channel moves on without fencing again', () => {
+    const { host, repair, counts } = fenced();
+    feed(repair, [1, 2, 3]);
+    repair.connectionLost();
+    feed(repair, [2]);
+    repair.repairFailed('c', host.fences[0]!.id);
+    feed(repair, [3, 4]);
+    assert.deepEqual(host.out, [...names([1, 2, 3]), 'lost E1:3', ...names([4])]);
+    assert.deepEqual([host.fences.length, counts.busLost], [1, 1]);
   });
 });

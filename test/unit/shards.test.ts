@@ -12,6 +12,8 @@ import {
   groupBySlot,
   isSubscriptionLost,
   keySlot,
+  mastersOf,
+  nameOnShard,
 } from '../../services/gateway/src/bus/shards.js';
 
 describe('keySlot', () => {
@@ -223,5 +225,33 @@ describe('ReconnectBound', () => {
     }
     assert.ok(attempts <= 15, `${attempts} attempts in 10 s`);
     assert.ok(attempts >= 10, 'still tried about once a second, so a promoted replica is found');
+  });
+});
+
+describe('nameOnShard and mastersOf', () => {
+  // Three masters as redis-cli --cluster create splits the slots, one more serving nothing.
+  const owner = (slot: number): string | undefined => (slot < 5461 ? 'a:1' : slot < 10923 ? 'b:2' : 'c:3');
+  const slotOf = (name: string): number => keySlot(`hubcast:{${name}}`);
+
+  test('each master gets a name whose slot it serves, the first such n', () => {
+    for (const shard of ['a:1', 'b:2', 'c:3']) {
+      const name = nameOnShard('#probe.x', shard, owner, slotOf);
+      assert.ok(name !== undefined);
+      assert.equal(owner(slotOf(name)), shard);
+      const n = Number(name.split('.').pop());
+      for (let i = 0; i < n; i++) assert.notEqual(owner(slotOf(`#probe.x.${i}`)), shard, 'no smaller n lands there');
+    }
+  });
+
+  test('a master serving no slot gets none; a master serving one slot still gets one', () => {
+    assert.equal(nameOnShard('#probe.x', 'd:4', owner, slotOf), undefined);
+    const one = (slot: number): string => (slot === 777 ? 'one:1' : 'a:1');
+    const name = nameOnShard('#probe.x', 'one:1', one, slotOf);
+    assert.equal(name === undefined ? undefined : slotOf(name), 777);
+  });
+
+  test('mastersOf lists every master serving a slot, once, in slot order', () => {
+    assert.deepEqual(mastersOf(owner), ['a:1', 'b:2', 'c:3']);
+    assert.deepEqual(mastersOf(() => undefined), []);
   });
 });

@@ -110,6 +110,26 @@ function host(raw: string): string {
   return raw;
 }
 
+/** A Redis Cluster seed node: where ioredis first reads the slot map. */
+export interface SeedNode {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** host:port,host:port,…: the seed nodes of a Redis Cluster (any few of its nodes; ioredis finds the rest). */
+function seedNodes(raw: string): readonly SeedNode[] {
+  const out: SeedNode[] = [];
+  for (const item of raw.split(',')) {
+    const match = /^([A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(item);
+    const port = Number(match?.[2]);
+    if (match === null || port < 1 || port > 65535) {
+      throw new Invalid(`must be a comma-separated list of host:port, e.g. redis-1:6379,redis-2:6379 (got ${quote(item)})`);
+    }
+    out.push(Object.freeze({ host: match[1]!.replace(/^\[|\]$/g, ''), port }));
+  }
+  return Object.freeze(out);
+}
+
 function redisPrefix(raw: string): string {
   // Printable ASCII without spaces keeps Redis channel names readable in MONITOR and PUBSUB output.
   if (!/^[\x21-\x7e]{0,64}$/.test(raw)) {
@@ -166,6 +186,7 @@ export const SETTINGS = {
   port: int('PORT', 0, 65535, 8080, 'TCP port for HTTP and WebSocket; 0 picks a free port (logged at start).'),
   host: setting('HOST', '0.0.0.0', host, 'Address to listen on.'),
   redisUrl: optional('REDIS_URL', REDIS_URL, 'Redis for the cross-gateway bus; unset means the in-process bus (one gateway).'),
+  redisClusterNodes: optional('REDIS_CLUSTER_NODES', seedNodes, 'Redis Cluster seed nodes (host:port,…) for the bus, instead of REDIS_URL.'),
   redisPrefix: setting('REDIS_PREFIX', 'hubcast:', redisPrefix, 'Prefix of every Redis channel.', { emptyAllowed: true }),
   redisTimeoutMs: int('REDIS_TIMEOUT_MS', 50, 60_000, 2000, 'A Redis command or health PING unanswered this long fails.'),
   busProbeIntervalMs: int('BUS_PROBE_INTERVAL_MS', 50, HOUR_MS, 2000, 'How often a pub/sub probe goes through Redis.'),
@@ -221,6 +242,11 @@ const CROSS_CHECKS: readonly ((config: Config) => void)[] = [
       if (c[key] !== undefined && set.length === 0) {
         throw new ConfigError(SETTINGS[key].variable, `needs ${names.slice(0, -1).join(', ')} or ${names.at(-1)} to be set`);
       }
+    }
+  },
+  (c) => {
+    if (c.redisUrl !== undefined && c.redisClusterNodes !== undefined) {
+      throw new ConfigError('REDIS_CLUSTER_NODES', 'cannot be set together with REDIS_URL: set exactly one of REDIS_URL (one Redis) and REDIS_CLUSTER_NODES (Redis Cluster)');
     }
   },
   (c) => {

@@ -7,6 +7,7 @@ import type { Bus } from './bus/bus.js';
 import type { ObserveHistoryRead } from './bus/history-reads.js';
 import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
+import { ClusterBus } from './bus/redis-cluster.js';
 import { Disconnect, UpgradeRejectReason } from './codes.js';
 import type { Config } from './config.js';
 import { createHttpHandler } from './http.js';
@@ -30,26 +31,25 @@ export interface Gateway {
 function createBus(config: Config, stats: Stats, log: Logger, observeHistoryRead: ObserveHistoryRead): Bus {
   // HISTORY_SIZE=0: no history, no positions; the bus publishes as before history existed.
   const history = config.historySize === 0 ? null : { size: config.historySize, ttlS: config.historyTtlS };
-  if (config.redisUrl === undefined) {
+  if (config.redisUrl === undefined && config.redisClusterNodes === undefined) {
     stats.busConnected.publisher = 1;
     stats.busConnected.subscriber = 1;
     // In-process delivery is synchronous and cannot lose a message: no envelope, no probe.
     stats.busProbeOk = 1;
     return new MemoryBus({ history, observeHistoryRead });
   }
-  return new RedisBus(
-    {
-      url: config.redisUrl,
-      prefix: config.redisPrefix,
-      timeoutMs: config.redisTimeoutMs,
-      probeIntervalMs: config.busProbeIntervalMs,
-      probeTimeoutMs: config.busProbeTimeoutMs,
-      history,
-      observeHistoryRead,
-    },
-    stats,
-    log.child({ component: 'bus' }),
-  );
+  const redis = {
+    prefix: config.redisPrefix,
+    timeoutMs: config.redisTimeoutMs,
+    probeIntervalMs: config.busProbeIntervalMs,
+    probeTimeoutMs: config.busProbeTimeoutMs,
+    history,
+    observeHistoryRead,
+  };
+  const busLog = log.child({ component: 'bus' });
+  // One Redis, or a Redis Cluster (config allows exactly one of the two).
+  if (config.redisClusterNodes !== undefined) return new ClusterBus({ nodes: config.redisClusterNodes, ...redis }, stats, busLog);
+  return new RedisBus({ url: config.redisUrl!, ...redis }, stats, busLog);
 }
 
 export async function startGateway(config: Config, log: Logger): Promise<Gateway> {

@@ -54,7 +54,7 @@ export interface MetricSpec {
 
 // Label sets that are types in codes.ts; `satisfies` keeps each list complete.
 const BUS_CONNECTIONS = Object.keys({ publisher: 0, subscriber: 0 } satisfies Record<BusConnection, 0>);
-const BUS_KINDS = Object.keys({ memory: 0, redis: 0 } satisfies Record<Bus['kind'], 0>);
+const BUS_KINDS = Object.keys({ memory: 0, redis: 0, redis_cluster: 0 } satisfies Record<Bus['kind'], 0>);
 
 const label = (name: string, set: Readonly<Record<string, string>> | readonly string[]): Label => ({
   name,
@@ -119,6 +119,7 @@ export const METRICS: readonly MetricSpec[] = [
   counter('hubcast_bus_gaps_total', 'Bus messages that never reached this gateway and were not repaired: holes in a per-(origin, channel) sequence, or with history on, offsets history no longer held.', (s) => s.stats.busGaps),
   counter('hubcast_bus_gaps_repaired_total', 'Bus messages that never reached this gateway live and were delivered from history instead (gap repair).', (s) => s.stats.busGapsRepaired),
   counter('hubcast_bus_lost_total', 'lost notices: one per channel per unrepairable gap or lost history on this gateway, each sent to its local subscribers.', (s) => s.stats.busLost),
+  counter('hubcast_bus_rewound_total', 'Offsets a Redis (Cluster) failover took back out of history after this gateway had delivered them; the channel moved to a new epoch and its clients got lost.', (s) => s.stats.busRewound),
   counter('hubcast_recoveries_total', `Subscribes with since, by result (${list(RECOVERY)}).`, (s) => s.stats.recoveries, RECOVERY),
   counter('hubcast_bus_duplicates_total', 'Bus messages that arrived again; each was delivered once only.', (s) => s.stats.busDuplicates),
   counter('hubcast_bus_invalid_total', 'Bus messages without a valid hubcast envelope (not from a gateway of this version), not delivered.', (s) => s.stats.busInvalid),

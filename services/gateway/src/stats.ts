@@ -45,6 +45,8 @@ export class Stats {
   busGapsRepaired = 0;
   /** `lost` notices: one per channel per event on this gateway, each sent to the channel's local subscribers. */
   busLost = 0;
+  /** Offsets a Redis failover took back out of history after this gateway had heard them (the channel moved to a new epoch). */
+  busRewound = 0;
   /** Subscribes with `since`, by outcome. */
   readonly recoveries = zeroes(Object.values(RecoveryResult));
   /** Bus messages that arrived again and were not delivered twice. */

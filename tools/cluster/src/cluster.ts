@@ -1,4 +1,4 @@
-// The compose topology as local processes: Redis, gateways on distinct loopback addresses
+// The compose topology as local processes: Redis (or a six-node Redis Cluster), gateways on distinct loopback addresses
 // sharing one port, HAProxy from deploy/haproxy/haproxy.cfg finding them through a loopback
 // DNS server, and Prometheus from deploy/prometheus/ scraping them with the same rules.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +9,7 @@ import { MAIN as GATEWAY_MAIN } from '../../kit/src/gateway.js';
 import { freePortOn, requireFree } from '../../kit/src/ports.js';
 import { type Proc, requireProgram, startProc, waitFor } from '../../kit/src/process.js';
 import { startRedisServer } from '../../kit/src/redis.js';
+import { type RedisCluster, startRedisCluster } from '../../kit/src/redis-cluster.js';
 import { httpStatus } from '../../kit/src/wait.js';
 import { type DnsServer, startDnsServer } from './dns.js';
 import { loopbackPrometheusConfig } from './prometheus.js';
@@ -28,6 +29,8 @@ export interface ClusterOptions {
   readonly statsPort?: number;
   readonly prometheusPort?: number;
   readonly redisPort?: number;
+  /** A six-node Redis Cluster on free ports instead of one Redis (redisPort is then unused). */
+  readonly redisCluster?: boolean;
   /** Extra gateway settings (DRAIN_MS, queue bounds...). */
   readonly gatewayEnv?: Readonly<Record<string, string>>;
   /** Scrape and evaluation interval override, e.g. "1s" for tests. */
@@ -44,6 +47,7 @@ export interface ClusterGateway {
 }
 
 export interface Cluster {
+  /** Where the gateways' bus is: REDIS_URL, or with a Redis Cluster its REDIS_CLUSTER_NODES. */
   readonly redisUrl: string;
   readonly gateways: readonly ClusterGateway[];
   /** http://127.0.0.1:port of HAProxy: /ws and /publish go here. */
@@ -109,20 +113,31 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     return proc;
   };
   let dns: DnsServer | undefined;
+  let redisCluster: RedisCluster | undefined;
   const stop = async (): Promise<void> => {
     for (const layer of layers) await Promise.all(layer.map((p) => p.stop('SIGTERM', 15_000)));
+    await redisCluster?.stop(); // after the gateways, like the single Redis's layer
     await dns?.close();
     await rm(work, { recursive: true, force: true });
   };
   try {
-    const redisPort = await requireFree([LB_HOST], options.redisPort ?? 0, 'redis');
-    redisLayer.push(await startRedisServer({ host: LB_HOST, port: redisPort, onLine: linesOf('redis') }));
-    const redisUrl = `redis://${LB_HOST}:${redisPort}`;
+    let redisUrl: string;
+    let bus: Record<string, string>;
+    if (options.redisCluster === true) {
+      redisCluster = await startRedisCluster();
+      redisUrl = `Redis Cluster ${redisCluster.seedList}`;
+      bus = { REDIS_CLUSTER_NODES: redisCluster.seedList };
+    } else {
+      const redisPort = await requireFree([LB_HOST], options.redisPort ?? 0, 'redis');
+      redisLayer.push(await startRedisServer({ host: LB_HOST, port: redisPort, onLine: linesOf('redis') }));
+      redisUrl = `redis://${LB_HOST}:${redisPort}`;
+      bus = { REDIS_URL: redisUrl };
+    }
 
     const gatewayPort = options.gatewayPort ? await requireFree(hosts, options.gatewayPort, 'gateway') : await freePortOn(hosts);
     const startGateway = (i: number): ClusterGateway => {
       const host = hosts[i]!;
-      const env = { LOG_LEVEL: 'info', ...options.gatewayEnv, HOST: host, PORT: String(gatewayPort), REDIS_URL: redisUrl };
+      const env = { LOG_LEVEL: 'info', ...options.gatewayEnv, HOST: host, PORT: String(gatewayPort), ...bus };
       const proc = start(gatewayLayer, `gw${i + 1}`, process.execPath, [GATEWAY_MAIN], env);
       return { host, url: `http://${host}:${gatewayPort}`, proc };
     };

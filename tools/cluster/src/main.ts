@@ -1,6 +1,7 @@
 // `npm run cluster`: the docker-compose topology on this machine, without Docker.
 //   npm run cluster                       3 gateways on 127.0.0.2-4
 //   npm run cluster -- --gateways=5 --port 0
+//   npm run cluster -- --redis-cluster     six redis-server processes as a Redis Cluster
 //   ALLOWED_ORIGINS=https://example.com npm run cluster
 // Every child's output is printed here, each line prefixed with its name ([gw1], [redis] ...).
 import { CONFIG_VARIABLES } from '../../../services/gateway/src/config.js';
@@ -20,7 +21,7 @@ const { args } = parsed;
 const { settings, ignored } = gatewaySettings(process.env, CONFIG_VARIABLES);
 const hosts = Array.from({ length: args.gateways }, (_, i) => `127.0.0.${i + 2}`);
 const passed = Object.keys(settings);
-process.stdout.write(`cluster: starting Redis, ${hosts.length} gateways, HAProxy and Prometheus...\n`);
+process.stdout.write(`cluster: starting ${args.redisCluster ? 'a six-node Redis Cluster' : 'Redis'}, ${hosts.length} gateways, HAProxy and Prometheus...\n`);
 if (passed.length > 0) process.stdout.write(`cluster: gateway settings from the environment: ${passed.join(', ')}\n`);
 if (ignored.length > 0) process.stdout.write(`cluster: ignoring ${ignored.join(', ')} from the environment: the cluster sets these itself (see --help)\n`);
 try {
@@ -31,6 +32,7 @@ try {
     statsPort: args.statsPort,
     prometheusPort: args.prometheusPort,
     redisPort: args.redisPort,
+    redisCluster: args.redisCluster,
     gatewayEnv: settings,
     onLog: (name, line) => process.stdout.write(`[${name}] ${line}\n`),
   });

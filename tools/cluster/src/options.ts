@@ -3,7 +3,7 @@
 import { parseFlags } from '../../kit/src/flags.js';
 
 export const USAGE =
-  'usage: npm run cluster -- [--gateways N] [--port P] [--stats-port P] [--prometheus-port P] [--redis-port P] [--gateway-port P] [--help]';
+  'usage: npm run cluster -- [--gateways N] [--redis-cluster] [--port P] [--stats-port P] [--prometheus-port P] [--redis-port P] [--gateway-port P] [--help]';
 
 /** Each flag, its default and what it sets; 0 as a port picks a free one. */
 const PORT_FLAGS = {
@@ -24,6 +24,8 @@ export interface ClusterArgs {
   readonly prometheusPort: number;
   readonly redisPort: number;
   readonly gatewayPort: number;
+  /** Six redis-server processes as a Redis Cluster (3 masters, 3 replicas) instead of one Redis. */
+  readonly redisCluster: boolean;
 }
 
 export type ParsedArgs =
@@ -33,7 +35,12 @@ export type ParsedArgs =
 
 export function helpText(): string {
   const row = (flag: string, text: string): string => `  ${flag.padEnd(22)}${text}`;
-  const lines = [USAGE, '', row('--gateways N', `gateways on 127.0.0.2, .3, ... (1 to ${MAX_GATEWAYS}, default 3)`)];
+  const lines = [
+    USAGE,
+    '',
+    row('--gateways N', `gateways on 127.0.0.2, .3, ... (1 to ${MAX_GATEWAYS}, default 3)`),
+    row('--redis-cluster', 'a six-node Redis Cluster (3 masters, 3 replicas, free ports) instead of one Redis; gateways get REDIS_CLUSTER_NODES'),
+  ];
   for (const [flag, { fallback, what }] of Object.entries(PORT_FLAGS)) {
     lines.push(row(`--${flag} P`, `${what} (default ${fallback}; 0 picks a free port)`));
   }
@@ -53,7 +60,7 @@ function integer(value: string | true | undefined, fallback: number, min: number
 }
 
 export function parseClusterArgs(argv: readonly string[]): ParsedArgs {
-  const spec = { gateways: 'string', help: 'boolean', ...Object.fromEntries(Object.keys(PORT_FLAGS).map((f) => [f, 'string'])) } as const;
+  const spec = { gateways: 'string', help: 'boolean', 'redis-cluster': 'boolean', ...Object.fromEntries(Object.keys(PORT_FLAGS).map((f) => [f, 'string'])) } as const;
   const parsed = parseFlags(argv, spec);
   if (!parsed.ok) return { kind: 'error', message: parsed.error };
   const { values, positional } = parsed.flags;
@@ -76,12 +83,13 @@ export function parseClusterArgs(argv: readonly string[]): ParsedArgs {
       prometheusPort: ports['prometheus-port'],
       redisPort: ports['redis-port'],
       gatewayPort: ports['gateway-port'],
+      redisCluster: values.has('redis-cluster'),
     },
   };
 }
 
 /** Settings the cluster chooses for each gateway itself; the same names in the environment are ignored. */
-export const CLUSTER_SET = ['HOST', 'PORT', 'REDIS_URL'] as const;
+export const CLUSTER_SET = ['HOST', 'PORT', 'REDIS_URL', 'REDIS_CLUSTER_NODES'] as const;
 
 /**
  * The gateway settings present in env, for every gateway: each of `variables` (the gateway's

@@ -1,5 +1,6 @@
 // The bus carries every broadcast to every gateway. The hub sees only this interface;
-// memory.ts serves one process, redis.ts a cluster of gateways.
+// memory.ts serves one process, redis.ts a cluster of gateways on one Redis, redis-cluster.ts
+// a cluster of gateways on Redis Cluster.
 import type { HistoryReads } from './history-reads.js';
 import type { Position } from './position.js';
 
@@ -13,7 +14,7 @@ export interface BusListener {
 }
 
 export interface Bus {
-  readonly kind: 'memory' | 'redis';
+  readonly kind: 'memory' | 'redis' | 'redis_cluster';
   /** Connected and subscribed: messages published anywhere reach this gateway. */
   readonly ready: boolean;
   /** The channels' history (HISTORY_SIZE > 0), or null when history is off. */

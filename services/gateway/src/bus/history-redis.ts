@@ -7,7 +7,7 @@
 // pub/sub channel passed to the script must then be tagged the same way, for SPUBLISH):
 //   <prefix>{C}:meta    hash  e: epoch, o: top offset
 //   <prefix>{C}:stream  stream of entries with ID <offset>-0 and one field d: the client bytes
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { type HistoryRead, type HistoryReader, type StoredMessage, isComplete } from './history-read.js';
 import { EpochSource, type Position } from './position.js';
 
@@ -85,7 +85,37 @@ end
 return out
 `;
 
+/**
+ * KEYS meta, stream; ARGV observed epoch, observed offset, epoch candidate, ttl.
+ * A gateway heard the channel up to the observed position, but its history now stands lower under
+ * the same epoch: a Redis Cluster failover promoted a replica that missed the last writes
+ * (replication is asynchronous). Publishing on from here would reuse those offsets for other
+ * messages, so the history counts as lost, as in the position rule: a new epoch from offset 0, the
+ * stream deleted (its stored frames carry the old epoch, so they cannot be served under the new
+ * one). Otherwise nothing changes. Returns {top, epoch, top found}: the offsets the failover took
+ * back are observed - top found. The meta hash is the "last known top";
+ * a gateway's observation is what can contradict it.
+ */
+export const FENCE_LUA = `${POSITION_LUA}
+local epoch, top = position(KEYS[1], KEYS[2], ARGV[3], ARGV[4])
+local found = top
+if epoch == ARGV[1] and top < tonumber(ARGV[2]) then
+  epoch = ARGV[3]
+  top = 0
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+return {top, epoch, found}
+`;
+
+/** What a fence answers: the channel's position now, and the top it found before acting. */
+export interface Fenced extends Position {
+  readonly found: number;
+}
+
 const PUBLISH_COMMAND = 'hubcastHistoryPublish';
+const FENCE_COMMAND = 'hubcastHistoryFence';
 const READ_COMMAND = 'hubcastHistoryRead';
 
 /** The script commands defineCommand adds (named PUBLISH_COMMAND, READ_COMMAND); ioredis's types do not know them. */
@@ -93,6 +123,7 @@ interface Scripted {
   hubcastHistoryPublish(
     meta: string, stream: string, head: Buffer, maxlen: number, ttl: number, candidate: string, pubsub: string, command: string,
   ): Promise<[number, string]>;
+  hubcastHistoryFence(meta: string, stream: string, epoch: string, offset: number, candidate: string, ttl: number): Promise<[number, string, number]>;
   /** defineCommand's Buffer twin: bulk replies as Buffers, so stored bytes stay binary-exact. */
   hubcastHistoryReadBuffer(
     meta: string, stream: string, after: number, epoch: string, limit: number, candidate: string, ttl: number, size: number,
@@ -108,13 +139,17 @@ export class RedisHistory implements HistoryReader {
   private readonly scripts: Scripted;
   private readonly epochs = new EpochSource();
 
-  /** redis: a command connection (the bus's publisher); the scripts are defined on it once. */
+  /**
+   * redis: a command connection (the bus's publisher), or a Cluster (every script names the
+   * channel's keys, so it runs on the channel's master); the scripts are defined on it once.
+   */
   constructor(
-    redis: Redis,
+    redis: Redis | Cluster,
     private readonly options: RedisHistoryOptions,
   ) {
     redis.defineCommand(PUBLISH_COMMAND, { numberOfKeys: 2, lua: PUBLISH_LUA });
     redis.defineCommand(READ_COMMAND, { numberOfKeys: 2, lua: READ_LUA });
+    redis.defineCommand(FENCE_COMMAND, { numberOfKeys: 2, lua: FENCE_LUA });
     this.scripts = redis as unknown as Scripted;
   }
 
@@ -131,6 +166,13 @@ export class RedisHistory implements HistoryReader {
   async top(channel: string): Promise<Position> {
     const read = await this.read(channel, 0, null, 0);
     return { offset: read.top, epoch: read.epoch };
+  }
+
+  /** The channel's position, moved to a new epoch first if it stands below observed under observed's epoch (FENCE_LUA). */
+  async fence(channel: string, observed: Position): Promise<Fenced> {
+    const { meta, stream } = historyKeys(this.options.prefix, channel);
+    const [offset, epoch, found] = await this.scripts.hubcastHistoryFence(meta, stream, observed.epoch, observed.offset, this.epochs.next(), this.options.ttlS);
+    return { offset, epoch, found };
   }
 
   since(channel: string, offset: number, epoch: string | null, limit: number): Promise<HistoryRead> {

@@ -13,6 +13,11 @@
 // repaired. After a reconnect no later message may come to reveal a lost tail, so the host reads
 // each channel's top once resubscribed (top()).
 //
+// An offset that goes backwards under one epoch (a Redis Cluster failover promoted a replica that
+// missed the last writes, which this gateway already delivered) would let the next publishes
+// reuse offsets for other messages. Where the host can fence (fence()), such a channel holds its
+// messages while the host moves the channel's history to a new epoch; the jump to it is one `lost`.
+//
 // Pure: no I/O, no timers. The host reads history asynchronously and never calls back from
 // inside repair(); a failed or timed-out read is repairFailed().
 import type { HistoryRead } from './history-read.js';
@@ -28,6 +33,13 @@ export interface RepairHost {
   lost(channel: string, position: Position): void;
   /** Read offsets after..to of epoch, then call repaired(channel, id, read) or repairFailed(channel, id). */
   repair(channel: string, id: number, epoch: string, after: number, to: number): void;
+  /**
+   * The channel's offsets went backwards under epoch: observed is the furthest position heard.
+   * Move its history to a new epoch unless it still stands at or past observed (the fence script),
+   * then call fenced(channel, id, position now, top found) or repairFailed(channel, id). Optional: without it a
+   * backwards offset counts as a duplicate, as before.
+   */
+  fence?(channel: string, id: number, observed: Position): void;
 }
 
 /** Where the core counts: the gateway's Stats. */
@@ -40,6 +52,8 @@ export interface RepairCounts {
   busLost: number;
   /** Repeated offsets dropped (not counting the overlap of a repair with live messages). */
   busDuplicates: number;
+  /** Offsets a failover took back out of history after this gateway had heard them (fenced into a new epoch). */
+  busRewound: number;
 }
 
 interface Repair {
@@ -47,6 +61,8 @@ interface Repair {
   readonly epoch: string;
   readonly after: number;
   readonly to: number;
+  /** A fence (offsets went backwards), not a read of missing offsets. */
+  readonly fence: boolean;
 }
 
 interface Held {
@@ -68,6 +84,8 @@ interface ChannelState {
   repairedTo: number;
   /** A top check that came while a repair ran: applied after it. */
   pendingTop: Position | null;
+  /** An epoch fenced away: its late messages are covered by the `lost` of the fence. */
+  retired: string | null;
 }
 
 export class GapRepair {
@@ -103,6 +121,7 @@ export class GapRepair {
       held: [],
       repairedTo: 0,
       pendingTop: null,
+      retired: null,
     });
   }
 
@@ -177,7 +196,39 @@ export class GapRepair {
     const repair = state?.repair;
     if (state === undefined || repair === null || repair === undefined || repair.id !== id) return;
     state.repair = null;
-    this.declareLost(channel, state, repair, repair.after + 1);
+    if (repair.fence) {
+      // Not fenced: the backwards messages held are declared lost rather than fenced again and again.
+      this.counts.busLost++;
+      this.host.lost(channel, { offset: Math.max(state.last, ...state.held.map((h) => h.message.offset)), epoch: state.epoch! });
+      state.connection = this.connection;
+      state.last = Math.max(state.last, ...state.held.map((h) => h.message.offset));
+    } else {
+      this.declareLost(channel, state, repair, repair.after + 1);
+    }
+    this.release(channel, state);
+  }
+
+  /**
+   * The fence for id came back with the channel's position now and the top it found. Another
+   * epoch: the history went backwards and was declared lost; the offsets heard beyond the top
+   * found are counted as rewound, and one `lost` at the new position tells the clients. The same
+   * epoch: nothing went backwards.
+   */
+  fenced(channel: string, id: number, position: Position, found: number): void {
+    const state = this.channels.get(channel);
+    const repair = state?.repair;
+    if (state === undefined || repair === null || repair === undefined || repair.id !== id || !repair.fence) return;
+    state.repair = null;
+    state.connection = this.connection;
+    if (position.epoch !== repair.epoch) {
+      this.counts.busRewound += Math.max(0, repair.to - found);
+      this.counts.busLost++;
+      this.host.lost(channel, position);
+      state.retired = repair.epoch;
+      state.epoch = position.epoch;
+      state.last = position.offset;
+      state.repairedTo = 0;
+    }
     this.release(channel, state);
   }
 
@@ -187,6 +238,7 @@ export class GapRepair {
       this.take(channel, state, m, connection);
       return;
     }
+    if (m.epoch === state.retired) return; // published before the fence: covered by its `lost`
     if (m.epoch !== state.epoch) {
       // Heard on this connection up to the switch, the old epoch's tail reached us; across a
       // reconnect it may not have, and nothing can tell: lost, up to the new epoch's start.
@@ -197,6 +249,14 @@ export class GapRepair {
       state.repairedTo = 0;
     }
     if (m.offset <= state.last) {
+      if (m.offset > state.repairedTo && connection !== state.connection && this.host.fence !== undefined) {
+        // Heard on a newer connection than the channel's last message: not a repeat of it (pub/sub
+        // delivers once per connection) but an offset reused after history went backwards.
+        state.held.push({ message: m, connection });
+        this.heldTotal++;
+        this.startFence(channel, state);
+        return;
+      }
       if (m.offset > state.repairedTo) this.counts.busDuplicates++;
       return;
     }
@@ -232,6 +292,12 @@ export class GapRepair {
       state.last = 0;
       state.repairedTo = 0;
     }
+    // Not heard since the reconnect, so the top read after it cannot be older than what was heard:
+    // the history went backwards (a promoted replica missed writes).
+    if (interrupted && position.offset < state.last && this.host.fence !== undefined) {
+      this.startFence(channel, state);
+      return;
+    }
     if (position.offset > state.last) this.startRepair(channel, state, state.epoch, state.last, position.offset);
   }
 
@@ -253,8 +319,15 @@ export class GapRepair {
     this.accept(channel, m);
   }
 
+  /** Holds the channel while the host moves its history past the furthest offset heard. */
+  private startFence(channel: string, state: ChannelState): void {
+    const repair = { id: ++this.repairs, epoch: state.epoch!, after: state.last, to: state.last, fence: true };
+    state.repair = repair;
+    this.host.fence!(channel, repair.id, { offset: state.last, epoch: repair.epoch });
+  }
+
   private startRepair(channel: string, state: ChannelState, epoch: string, after: number, to: number): void {
-    const repair = { id: ++this.repairs, epoch, after, to };
+    const repair = { id: ++this.repairs, epoch, after, to, fence: false };
     state.repair = repair;
     this.host.repair(channel, repair.id, epoch, after, to);
   }

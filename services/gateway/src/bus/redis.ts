@@ -24,13 +24,13 @@ import { HistoryReadPurpose } from '../codes.js';
 import { type Bus, type BusListener, BusUnavailableError } from './bus.js';
 import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
 import { Health, Readiness } from './health.js';
-import type { HistoryRead } from './history-read.js';
 import { type ObserveHistoryRead, HistoryReads } from './history-reads.js';
 import { RedisHistory } from './history-redis.js';
 import { GapRepair } from './position-repair.js';
 import { type Position, type PositionedMessage, hasPosition, messageHead, positionPayload, readEpoch, readOffset } from './position.js';
 import { OutageLog, type OutageReport, redisAddress } from './outage.js';
 import { Probe } from './probe.js';
+import { GapLog, readForRepair } from './repair-reads.js';
 import { SequenceStamper, SequenceTracker } from './sequence.js';
 import { type Step, type SubscribeBatch, Subscriptions } from './subscriptions.js';
 
@@ -86,7 +86,7 @@ export class RedisBus implements Bus {
   private readonly probe: Probe;
   /** The probe's channel, named outside the hub's channel alphabet so no client can collide with it. */
   private readonly probeChannel = `#probe.${originHex(this.origin)}`;
-  private gapsLogged = 0;
+  private readonly gapLog = new GapLog();
 
   constructor(
     private readonly options: RedisBusOptions,
@@ -268,15 +268,8 @@ export class RedisBus implements Bus {
   private readonly repairHost = {
     deliver: (channel: string, m: PositionedMessage): void => this.listener?.message(channel, m.bytes, m),
     lost: (channel: string, position: Position): void => this.listener?.lost(channel, position),
-    repair: (channel: string, id: number, epoch: string, after: number, to: number): void => {
-      this.history!.since(channel, after, epoch, to - after, HistoryReadPurpose.Repair).then(
-        (read: HistoryRead) => this.repair!.repaired(channel, id, read),
-        (err: Error) => {
-          this.log.warn({ err: err.message, channel, after, to }, 'history read for gap repair failed; the gap is reported lost');
-          this.repair!.repairFailed(channel, id);
-        },
-      );
-    },
+    repair: (channel: string, id: number, epoch: string, after: number, to: number): void =>
+      readForRepair(this.history!, this.repair!, this.log, channel, id, epoch, after, to),
   };
 
   /**
@@ -367,11 +360,7 @@ export class RedisBus implements Bus {
 
   /** Gaps are counted on the hot path and logged here, at most once a second. */
   private logGaps(): void {
-    const { busGaps, busDuplicates } = this.stats;
-    const seen = busGaps + busDuplicates;
-    if (seen === this.gapsLogged) return;
-    this.gapsLogged = seen;
-    this.log.warn({ gaps: busGaps, duplicates: busDuplicates }, 'bus messages missing or repeated (totals)');
+    this.gapLog.tick(this.stats, this.log);
   }
 
   private emitReadiness(): void {
@@ -380,9 +369,9 @@ export class RedisBus implements Bus {
   }
 }
 
-const published = (): undefined => undefined;
+export const published = (): undefined => undefined;
 /** From here the message is spent: Redis may have taken it (a loss then shows as a gap), so the client is told it may still be delivered. */
-const unconfirmed = (err: Error): Promise<never> => Promise.reject(new BusUnavailableError(`${UNCONFIRMED} (${err.message})`, true));
+export const unconfirmed = (err: Error): Promise<never> => Promise.reject(new BusUnavailableError(`${UNCONFIRMED} (${err.message})`, true));
 
 async function quit(conn: Redis): Promise<void> {
   if (conn.status !== 'ready') {

@@ -325,3 +325,28 @@ export class ReconnectBound {
     return Math.min(this.options.baseMs * 2 ** (this.failures - 1), this.options.maxMs);
   }
 }
+
+/**
+ * A name for each master's own probe channel: base + '.' + n with the smallest n whose slot
+ * (slotOf the name) that master serves, so a probe published there travels through that master.
+ * Undefined when the master serves no slot.
+ */
+export function nameOnShard(base: string, shard: string, owner: SlotOwner, slotOf: (name: string) => number = keySlot): string | undefined {
+  let serves = false;
+  for (let slot = 0; slot < SLOTS && !serves; slot++) serves = owner(slot) === shard;
+  if (!serves) return undefined;
+  for (let n = 0; ; n++) {
+    const name = `${base}.${n}`;
+    if (owner(slotOf(name)) === shard) return name;
+  }
+}
+
+/** The masters serving at least one slot, in slot order of their first slot. */
+export function mastersOf(owner: SlotOwner): string[] {
+  const seen = new Set<string>();
+  for (let slot = 0; slot < SLOTS; slot++) {
+    const shard = owner(slot);
+    if (shard !== undefined) seen.add(shard);
+  }
+  return [...seen];
+}
