@@ -3,7 +3,7 @@
 //
 // Flags as --name=value or --name value:
 //   --quick                 small N and short runs (a CI smoke check); exits 1 on any loss, surplus or leftover
-//   --scenarios=a,b,…,i     --targets=hubcast,socketio,ws
+//   --scenarios=a,b,…,i     --targets=hubcast,hubcast-nohistory,socketio,ws (history off runs in (a) and (b) only)
 //   --json=FILE             where the JSON goes (default bench-results.json)
 //   --profile=DIR           run the servers with --cpu-prof, profiles written to DIR
 //   --gateways=N            hubcast gateways and Socket.IO servers (default 3)
@@ -16,7 +16,7 @@ import { startRedis } from '../../kit/src/redis.js';
 import { buildRows, formatTable, leftovers } from './report.js';
 import type { Measurement } from './rig.js';
 import { runScenario, SCENARIOS, type ScenarioId, type ScenarioResult, type Sizes } from './scenarios.js';
-import { TARGETS, type TargetName } from './targets.js';
+import { HISTORY_OFF_SCENARIOS, TARGETS, type TargetName } from './targets.js';
 
 const FULL: Sizes = {
   a: { subscribers: 1000, rate: 100, durationMs: 6000, size: 64 },
@@ -52,7 +52,7 @@ const QUICK: Sizes = {
 const REPEATED: readonly ScenarioId[] = ['a', 'b', 'f', 'g'];
 
 const USAGE =
-  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e,f,g,h,i] [--targets=hubcast,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N]';
+  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e,f,g,h,i] [--targets=hubcast,hubcast-nohistory,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N]';
 const FLAGS = { quick: 'boolean', help: 'boolean', scenarios: 'string', targets: 'string', json: 'string', profile: 'string', gateways: 'string', repeat: 'string' } as const;
 
 const parsed = parseFlags(process.argv.slice(2), FLAGS);
@@ -113,6 +113,11 @@ async function main(): Promise<number> {
     return 2;
   }
   const targets = (arg('targets')?.split(',') ?? [...TARGETS]) as TargetName[];
+  const unknownTarget = targets.find((t) => !TARGETS.includes(t));
+  if (unknownTarget !== undefined) {
+    process.stderr.write(`bench: unknown target ${unknownTarget}\n${USAGE}\n`);
+    return 2;
+  }
   const jsonPath = resolve(arg('json') ?? 'bench-results.json');
   const profileDir = arg('profile');
   const repeat = Number(arg('repeat') ?? (quick ? 1 : 3));
@@ -128,15 +133,16 @@ async function main(): Promise<number> {
       // from other processes on the machine does not land on one target only; each target's median run counts.
       const rounds = REPEATED.includes(scenario) ? repeat : 1;
       const runs = new Map<TargetName, ScenarioResult[]>();
+      const here = targets.filter((t) => t !== 'hubcast-nohistory' || HISTORY_OFF_SCENARIOS.includes(scenario));
       for (let round = 0; round < rounds; round++) {
-        for (const target of targets) {
+        for (const target of here) {
           const t0 = Date.now();
           const result = await runScenario({ redis: { url: redis.url, pid: redis.pid }, sizes, nodeArgs }, scenario, target);
           runs.set(target, [...(runs.get(target) ?? []), result]);
           out(`bench: (${scenario}) ${target}: ${result.error ? `FAILED: ${result.error}` : 'done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
         }
       }
-      for (const target of targets) results.push(median(runs.get(target)!));
+      for (const target of here) results.push(median(runs.get(target)!));
     }
   } finally {
     await redis.close();
