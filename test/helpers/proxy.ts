@@ -6,6 +6,8 @@
 // SUBSCRIBE but never receives a message: the starvation only an end-to-end probe can see. And it
 // can hold back one SUBSCRIBE reply (with all that follows it, so the reply order is kept) until
 // the client's next PING: a SUBSCRIBE that times out while every health PING is answered in time.
+// And it can refuse one client's connections (cut on their first bytes): a gateway's publisher
+// kept away while its subscriber reconnects.
 import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
 
 export interface ProxiedConnection {
@@ -75,6 +77,8 @@ export interface TcpProxy {
   find(marker: string): ProxiedConnection[];
   /** Drops message pushes on every connection, present and future, whose first bytes contain the marker (null: none). */
   dropPushesWhere(marker: string | null): void;
+  /** Cuts every connection, present and future, whose first bytes contain the marker, as soon as they are seen (null: none). */
+  refuseWhere(marker: string | null): void;
   /**
    * Once, on a connection (present or future) whose first bytes contain the marker: holds back
    * the first `subscribe` reply naming a channel that contains `channel`, and everything the
@@ -91,6 +95,7 @@ const HELLO_BYTES = 4096;
 export async function startProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const connections: ProxiedConnection[] = [];
   let dropRule: string | null = null;
+  let refuseRule: string | null = null;
   let holdRule: { marker: string; channel: string; released: (ms: number) => void } | null = null;
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, targetHost);
@@ -108,6 +113,7 @@ export async function startProxy(targetHost: string, targetPort: number): Promis
     let sent: Buffer = Buffer.alloc(0);
     client.on('data', (chunk: Buffer) => {
       if (hello.length < HELLO_BYTES) hello += chunk.toString('latin1', 0, Math.min(chunk.length, HELLO_BYTES));
+      if (refuseRule !== null && hello.includes(refuseRule)) return cut();
       sent = sent.length === 0 ? chunk : Buffer.concat([sent, chunk]);
       let at = 0;
       for (;;) {
@@ -206,6 +212,10 @@ export async function startProxy(targetHost: string, targetPort: number): Promis
     url: `redis://127.0.0.1:${port}`,
     connections,
     find: (marker) => connections.filter((c) => c.open && c.hello.includes(marker)),
+    refuseWhere: (marker) => {
+      refuseRule = marker;
+      if (marker !== null) for (const c of connections) if (c.open && c.hello.includes(marker)) c.cut();
+    },
     dropPushesWhere: (marker) => {
       dropRule = marker;
     },

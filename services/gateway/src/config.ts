@@ -194,7 +194,7 @@ export const SETTINGS = {
   queueMaxBytes: int('QUEUE_MAX_BYTES', 1024, 1 << 30, 1 << 20, 'Per-client send queue bound in bytes.'),
   queueMaxMessages: int('QUEUE_MAX_MESSAGES', 1, 1_000_000, 256, 'Per-client send queue bound in messages.'),
   overflowPolicy: oneOf('OVERFLOW_POLICY', OVERFLOW_POLICIES, 'drop-oldest', 'What happens when a frame does not fit in a queue.'),
-  slowClientEvictMs: int('SLOW_CLIENT_EVICT_MS', 1, HOUR_MS, 5000, 'Under a drop policy, evict a client over its bound this long.'),
+  slowClientEvictMs: int('SLOW_CLIENT_EVICT_MS', 1, HOUR_MS, 5000, 'Evict a client this long behind: over its bound (drop policies), or behind a replay backlog (any policy).'),
   pingIntervalMs: int('PING_INTERVAL_MS', 100, HOUR_MS, 25_000, 'Heartbeat interval; a peer that misses a pong is terminated.'),
   maxMessageBytes: int('MAX_MESSAGE_BYTES', 128, 64 << 20, 64 << 10, 'Largest inbound WebSocket message and HTTP publish body.'),
   maxChannelsPerClient: int('MAX_CHANNELS_PER_CLIENT', 1, 100_000, 128, 'Subscriptions one connection may hold.'),

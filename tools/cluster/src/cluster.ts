@@ -57,6 +57,12 @@ export interface Cluster {
   readonly dns: DnsServer;
   /** HAProxy's view of the gateway backend (servers with an address only). */
   lbServers(): Promise<LbServer[]>;
+  /**
+   * A rolling restart's step: SIGTERMs gateway i (it drains), waits for its exit, starts a
+   * replacement with the same settings on the same address (into `gateways[i]`), and resolves
+   * with the old one's exit code once the new one answers /readyz 200.
+   */
+  restartGateway(i: number): Promise<number | string>;
   stop(): Promise<void>;
 }
 
@@ -129,12 +135,23 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     }
 
     const gatewayPort = options.gatewayPort ? await requireFree(hosts, options.gatewayPort, 'gateway') : await freePortOn(hosts);
-    const gateways: ClusterGateway[] = hosts.map((host, i) => {
+    const startGateway = (i: number): ClusterGateway => {
+      const host = hosts[i]!;
       const env = { LOG_LEVEL: 'info', ...options.gatewayEnv, HOST: host, PORT: String(gatewayPort), ...bus };
       const proc = start(gatewayLayer, `gw${i + 1}`, process.execPath, [GATEWAY_MAIN], env);
       return { host, url: `http://${host}:${gatewayPort}`, proc };
-    });
-    for (const g of gateways) await waitFor(g.proc, '/readyz 200', async () => (await httpStatus(`${g.url}/readyz`)) === 200);
+    };
+    const ready = (g: ClusterGateway): Promise<void> => waitFor(g.proc, '/readyz 200', async () => (await httpStatus(`${g.url}/readyz`)) === 200);
+    const gateways = hosts.map((_, i) => startGateway(i));
+    for (const g of gateways) await ready(g);
+    const restartGateway = async (i: number): Promise<number | string> => {
+      const old = gateways[i];
+      if (old === undefined) throw new Error(`no gateway ${i}: the cluster has ${gateways.length}`);
+      const code = await old.proc.stop('SIGTERM', 30_000);
+      gateways[i] = startGateway(i);
+      await ready(gateways[i]!);
+      return code;
+    };
 
     dns = await startDnsServer(LB_HOST, { [GATEWAY_NAME]: hosts });
     const lbPort = await requireFree([LB_HOST], options.lbPort ?? 0, 'load balancer');
@@ -174,7 +191,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const promUrl = `http://${LB_HOST}:${promPort}`;
     await waitFor(prometheus, 'ready', async () => (await httpStatus(`${promUrl}/-/ready`)) === 200, 30_000);
 
-    return { redisUrl, gateways, lb: `http://${LB_HOST}:${lbPort}`, stats, prometheus: promUrl, dns, lbServers, stop };
+    return { redisUrl, gateways, lb: `http://${LB_HOST}:${lbPort}`, stats, prometheus: promUrl, dns, lbServers, restartGateway, stop };
   } catch (err) {
     await stop();
     throw err;

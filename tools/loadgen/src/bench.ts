@@ -3,7 +3,7 @@
 //
 // Flags as --name=value or --name value:
 //   --quick                 small N and short runs (a CI smoke check); exits 1 on any loss, surplus or leftover
-//   --scenarios=a,b,…,i     --targets=hubcast,socketio,ws
+//   --scenarios=a,b,…,i     --targets=hubcast,hubcast-nohistory,socketio,ws (history off runs in (a) and (b) only)
 //   --json=FILE             where the JSON goes (default bench-results.json)
 //   --profile=DIR           run the servers with --cpu-prof, profiles written to DIR
 //   --gateways=N            hubcast gateways and Socket.IO servers (default 3)
@@ -21,7 +21,7 @@ import { buildRows, formatTable, leftovers } from './report.js';
 import type { Measurement } from './rig.js';
 import { runScenario, SCENARIOS, type ScenarioId, type ScenarioResult, type Sizes } from './scenarios.js';
 import { buildShardRows, formatShardTable } from './shard-report.js';
-import { type RedisInfo, type RedisShard, TARGETS, type TargetName } from './targets.js';
+import { HISTORY_OFF_SCENARIOS, type RedisInfo, type RedisShard, TARGETS, type TargetName } from './targets.js';
 
 const FULL: Sizes = {
   a: { subscribers: 1000, rate: 100, durationMs: 6000, size: 64 },
@@ -60,7 +60,7 @@ const REPEATED: readonly ScenarioId[] = ['a', 'b', 'f', 'g'];
 const ON_CLUSTER: readonly ScenarioId[] = ['a', 'b', 'e', 'f', 'g', 'i'];
 
 const USAGE =
-  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e,f,g,h,i] [--targets=hubcast,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N] [--duration=MS] [--redis-cluster]';
+  'usage: npm run bench -- [--quick] [--scenarios=a,b,c,d,e,f,g,h,i] [--targets=hubcast,hubcast-nohistory,socketio,ws] [--json=FILE] [--profile=DIR] [--gateways=N] [--repeat=N] [--duration=MS] [--redis-cluster]';
 const FLAGS = { quick: 'boolean', help: 'boolean', 'redis-cluster': 'boolean', duration: 'string', scenarios: 'string', targets: 'string', json: 'string', profile: 'string', gateways: 'string', repeat: 'string' } as const;
 
 const parsed = parseFlags(process.argv.slice(2), FLAGS);
@@ -143,6 +143,11 @@ async function main(): Promise<number> {
     return 2;
   }
   const targets = (arg('targets')?.split(',') ?? [...TARGETS]) as TargetName[];
+  const unknownTarget = targets.find((t) => !TARGETS.includes(t));
+  if (unknownTarget !== undefined) {
+    process.stderr.write(`bench: unknown target ${unknownTarget}\n${USAGE}\n`);
+    return 2;
+  }
   const jsonPath = resolve(arg('json') ?? 'bench-results.json');
   const profileDir = arg('profile');
   const repeat = Number(arg('repeat') ?? (quick ? 1 : 3));
@@ -170,8 +175,9 @@ async function main(): Promise<number> {
       const rounds = REPEATED.includes(scenario) ? repeat : 1;
       const runs = new Map<TargetName, ScenarioResult[]>();
       const clusterRuns: ScenarioResult[] = [];
+      const here = targets.filter((t) => t !== 'hubcast-nohistory' || HISTORY_OFF_SCENARIOS.includes(scenario));
       for (let round = 0; round < rounds; round++) {
-        for (const target of targets) {
+        for (const target of here) {
           const t0 = Date.now();
           const result = await runScenario({ redis: single, sizes, nodeArgs }, scenario, target);
           runs.set(target, [...(runs.get(target) ?? []), result]);
@@ -185,7 +191,7 @@ async function main(): Promise<number> {
           out(`bench: (${scenario}) hubcast on the Redis Cluster: ${result.error ? `FAILED: ${result.error}` : 'done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
         }
       }
-      for (const target of targets) results.push(median(runs.get(target)!));
+      for (const target of here) results.push(median(runs.get(target)!));
       if (clusterRuns.length > 0) clusterResults.push(median(clusterRuns));
     }
   } finally {

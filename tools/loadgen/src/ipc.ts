@@ -37,8 +37,11 @@ export type SubscriberReply =
   | SubscriberReport
   | { readonly type: 'closed' };
 
+/** How the publisher process speaks to a target (both hubcast targets speak hubcast). */
+export type PublisherDialect = 'hubcast' | 'socketio' | 'ws';
+
 export type PublisherRequest =
-  | { readonly type: 'connect'; readonly dialect: 'hubcast' | 'socketio' | 'ws'; readonly urls: readonly string[] }
+  | { readonly type: 'connect'; readonly dialect: PublisherDialect; readonly urls: readonly string[] }
   /** Publish number s goes to channels[s % channels.length]. */
   | { readonly type: 'publish'; readonly run: number; readonly rate: number; readonly durationMs: number; readonly size: number; readonly channels: readonly string[] }
   | { readonly type: 'close' };

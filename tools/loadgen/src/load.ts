@@ -4,7 +4,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
 import { type Layout, type Placement, spread } from './layout.js';
-import type { Dialect, PublisherReply, PublisherRequest, SubscriberReply, SubscriberRequest } from './ipc.js';
+import type { Dialect, PublisherDialect, PublisherReply, PublisherRequest, SubscriberReply, SubscriberRequest } from './ipc.js';
 
 const SUBSCRIBER = fileURLToPath(new URL('./subscriber.js', import.meta.url));
 const PUBLISHER = fileURLToPath(new URL('./publisher.js', import.meta.url));
@@ -152,7 +152,7 @@ export class Publisher {
     return this.worker.pid;
   }
 
-  async connect(dialect: 'hubcast' | 'socketio' | 'ws', urls: readonly string[]): Promise<void> {
+  async connect(dialect: PublisherDialect, urls: readonly string[]): Promise<void> {
     await this.worker.request({ type: 'connect', dialect, urls }, 'connected', 30_000);
   }
 

@@ -3,7 +3,7 @@
 // stalled publisher or server shows up as latency instead of hiding it.
 import { io, type Socket as SioSocket } from 'socket.io-client';
 import WebSocket from 'ws';
-import type { PublisherReply, PublisherRequest } from './ipc.js';
+import type { PublisherDialect, PublisherReply, PublisherRequest } from './ipc.js';
 import { makePayload, nowMicros } from './payload.js';
 
 type Send = (channel: string, data: string) => void;
@@ -38,7 +38,7 @@ function openSocketIo(url: string): Promise<void> {
   });
 }
 
-async function connect(dialect: 'hubcast' | 'socketio' | 'ws', urls: readonly string[]): Promise<void> {
+async function connect(dialect: PublisherDialect, urls: readonly string[]): Promise<void> {
   sends = [];
   closers = [];
   for (const url of urls) {

@@ -78,6 +78,23 @@ function runsText(results: readonly ScenarioResult[], s: string): string {
   }).join('; ');
 }
 
+/** What history costs: hubcast (history at its default) against the same run with HISTORY_SIZE=0. */
+function historyRows(title: string, cpu: Values, redisCpu: Values, p99: Values): Row[] {
+  if (cpu['hubcast-nohistory'] === undefined) return [];
+  const row = (figure: string, v: Values, unit: string): Row => {
+    const on = v.hubcast ?? null;
+    const off = v['hubcast-nohistory'] ?? null;
+    const r = ratio(on, off);
+    const text = on === null || off === null ? 'n/a' : `${r === null ? 'n/a' : `${r.toFixed(2)}×`} (${on.toFixed(2)} / ${off.toFixed(2)} ${unit})`;
+    return { scenario: title, figure: `history on / off: ${figure}`, values: {}, format: fixed(2), goal: text };
+  };
+  return [
+    row('server CPU per delivery (servers + Redis)', cpu, 'µs'),
+    row('Redis CPU per delivery', redisCpu, 'µs'),
+    row('p99 latency', p99, 'ms'),
+  ];
+}
+
 function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e' | 'f' | 'g' | 'i', title: string): Row[] {
   const m = (f: (m: Measurement) => number | null) => pick(results, s, (r) => (r.measurement ? f(r.measurement) : null));
   const cpu = m((x) => x.cpuMicrosPerDelivery);
@@ -99,6 +116,7 @@ function flowRows(results: readonly ScenarioResult[], s: 'a' | 'b' | 'e' | 'f' |
     { scenario: title, figure: 'load processes CPU, cores', values: m((x) => x.loadCpuCores), format: fixed(2) },
     { scenario: title, figure: 'machine busy, share of 2 cores', values: m((x) => x.machineBusy), format: fixed(2) },
   ];
+  rows.push(...historyRows(title, cpu, m((x) => x.cpuMicrosPerDelivery - x.gatewayCpuMicrosPerDelivery), p99));
   for (const goal of FLOW_GOALS[s]) rows.push(goalRow(title, goal, { cpu, p99 }));
   if (s === 'e' || s === 'i') {
     const open = m((x) => x.open);

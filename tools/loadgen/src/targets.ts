@@ -1,14 +1,22 @@
-// The three systems under test, each started as real server processes on free loopback ports:
-// hubcast (G gateways over Redis), Socket.IO 4 with the Redis adapter (G servers over the same
-// Redis), and the bare ws ceiling (one process; no Redis).
+// The systems under test, each started as real server processes on free loopback ports: hubcast
+// (G gateways over Redis, history at its default), the same with history off (HISTORY_SIZE=0, to
+// show what history costs), Socket.IO 4 with the Redis adapter (G servers over the same Redis),
+// and the bare ws ceiling (one process; no Redis).
 import { fileURLToPath } from 'node:url';
 import { type GatewayProcess, startGateway } from '../../kit/src/gateway.js';
 import { uniquePrefix } from '../../kit/src/redis.js';
-import type { Dialect } from './ipc.js';
+import type { Dialect, PublisherDialect } from './ipc.js';
 
-export type TargetName = 'hubcast' | 'socketio' | 'ws';
-export const TARGETS: readonly TargetName[] = ['hubcast', 'socketio', 'ws'];
-export const TARGET_LABEL: Record<TargetName, string> = { hubcast: 'hubcast', socketio: 'Socket.IO', ws: 'ws ceiling' };
+export type TargetName = 'hubcast' | 'hubcast-nohistory' | 'socketio' | 'ws';
+export const TARGETS: readonly TargetName[] = ['hubcast', 'hubcast-nohistory', 'socketio', 'ws'];
+export const TARGET_LABEL: Record<TargetName, string> = {
+  hubcast: 'hubcast',
+  'hubcast-nohistory': 'hubcast, history off',
+  socketio: 'Socket.IO',
+  ws: 'ws ceiling',
+};
+/** The history-off variant runs only where the issue compares history on against off: (a) and (b). */
+export const HISTORY_OFF_SCENARIOS: readonly string[] = ['a', 'b'];
 
 const SOCKETIO = fileURLToPath(new URL('./servers/socketio.js', import.meta.url));
 const CEILING = fileURLToPath(new URL('./servers/ws-ceiling.js', import.meta.url));
@@ -49,7 +57,7 @@ export interface Target {
   readonly dialect: Dialect;
   /** The URL a subscriber opens on server `server` to receive channel `channel`. */
   subscribeUrl(server: number, channel: string): string;
-  readonly publisherDialect: TargetName;
+  readonly publisherDialect: PublisherDialect;
   readonly publisherUrls: readonly string[];
   /** hubcast's own counts, summed over its gateways; null where the target keeps none. */
   counters(): Promise<Counters | null>;
@@ -127,12 +135,14 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
   let servers: GatewayProcess[];
   let target: Omit<Target, 'servers' | 'serverPids' | 'gatewayPids' | 'redisPids' | 'stop'>;
   switch (name) {
-    case 'hubcast': {
+    case 'hubcast':
+    case 'hubcast-nohistory': {
       // (e) puts 10,000 subscribers plus the publisher on one gateway: above the default MAX_CONNECTIONS.
       // The one publisher connection stands for many publishing clients: (f) and (g) send 3,000/s
       // on it, above the default per-client rate limit.
       const prefix = uniquePrefix();
-      const env = {
+      // hubcast keeps HISTORY_SIZE at its default (history on): the targets are judged on it.
+      const env: Record<string, string> = {
         ...(redis.kind === 'single' ? { REDIS_URL: redis.url } : { REDIS_CLUSTER_NODES: redis.seedList }),
         REDIS_PREFIX: prefix,
         LOG_LEVEL: 'info',
@@ -141,6 +151,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
         RATE_LIMIT_PER_SEC: '1000000',
         RATE_LIMIT_BURST: '1000000',
       };
+      if (name === 'hubcast-nohistory') env.HISTORY_SIZE = '0';
       servers = await startAll(options.servers, env, args);
       target = {
         name,

@@ -259,7 +259,8 @@ export class RedisBus implements Bus {
       // recovery sends it if the publisher is down now).
       if (this.readiness.canPublish) this.probe.sendNow();
       this.emitReadiness();
-      if (this.checkTops) this.checkChannelTops();
+      // The top reads go on the publisher connection: if it is not back yet, its 'ready' runs them.
+      if (this.checkTops && this.readiness.canPublish) this.checkChannelTops();
     }
     this.send(step.send);
   }
@@ -324,6 +325,8 @@ export class RedisBus implements Bus {
       } else {
         this.log.info('redis publisher ready');
         if (!this.probe.isOk && this.readiness.canProbe) this.probe.sendNow();
+        // The subscriber resubscribed first: the top check it could not send waited for this.
+        if (this.checkTops && this.readiness.canProbe) this.checkChannelTops();
         this.emitReadiness();
       }
     });
