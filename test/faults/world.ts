@@ -111,7 +111,7 @@ export async function ledger(t: TestContext, scenario: string, all: readonly Mem
   );
   t.diagnostic(figures(scenario, result));
   for (const [name, f] of Object.entries(result.perGateway)) {
-    t.diagnostic(`  ${name}: expected=${f.expected} delivered=${f.delivered} dropped=${f.dropped} gaps=${f.gaps} unconfirmed_arrived=${f.unconfirmedArrived} unaccounted=${f.unaccounted}`);
+    t.diagnostic(`  ${name}: expected=${f.expected} delivered=${f.delivered} dropped=${f.dropped} gaps=${f.gaps} lost_told=${f.lostTold} unconfirmed_arrived=${f.unconfirmedArrived} unaccounted=${f.unaccounted}`);
   }
   return result;
 }
