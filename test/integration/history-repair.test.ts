@@ -13,9 +13,7 @@ import {
   type Position,
   hasPosition,
   messageHead,
-  positionPayload,
-  readEpoch,
-  readOffset,
+  readPositioned,
 } from '../../services/gateway/src/bus/position.js';
 import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -61,7 +59,7 @@ describe('history repair on Redis', { timeout: 60_000 }, () => {
     let waiting: (() => void)[] = [];
     sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
       assert.ok(hasPosition(message));
-      repair.accept('c', { offset: readOffset(message), epoch: readEpoch(message), bytes: positionPayload(message) });
+      repair.accept('c', readPositioned(message));
     });
     sub.on('close', () => repair.connectionLost());
     let first = true;

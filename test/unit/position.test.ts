@@ -17,6 +17,7 @@ import {
   positionedMessage,
   readEpoch,
   readOffset,
+  readPositioned,
   writePositioned,
 } from '../../services/gateway/src/bus/position.js';
 
@@ -34,6 +35,7 @@ describe('position header', () => {
       const payload = positionPayload(m);
       assert.deepEqual(payload, bytes);
       assert.equal(payload.buffer, m.buffer, 'same memory');
+      assert.deepEqual(readPositioned(m), { offset, epoch: 'Ab_-9zZ0xyQ1', bytes: payload });
     }
   });
 

@@ -101,6 +101,11 @@ export function positionPayload(message: Buffer): Buffer {
   return message.subarray(FIELDS + message[DIGITS]! + message[EPOCH_LENGTH]!);
 }
 
+/** A positioned bus message as the receiver hands it on: its position and a view of its client bytes. Call after hasPosition. */
+export function readPositioned(message: Buffer): PositionedMessage {
+  return { offset: readOffset(message), epoch: readEpoch(message), bytes: positionPayload(message) };
+}
+
 /** The client frame without its closing brace: what the publisher hands to the publish script. */
 export function messageHead(clientMessage: Buffer): Buffer {
   if (clientMessage[clientMessage.length - 1] !== CLOSE_BRACE) throw new Error('a client message ends with }');

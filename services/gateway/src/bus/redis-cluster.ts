@@ -28,7 +28,7 @@ import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin }
 import { HistoryReads } from './history-reads.js';
 import { RedisHistory } from './history-redis.js';
 import { GapRepair, type RepairHost } from './position-repair.js';
-import { type Position, type PositionedMessage, hasPosition, messageHead, positionPayload, readEpoch, readOffset } from './position.js';
+import { type Position, hasPosition, messageHead, readPositioned } from './position.js';
 import { Probe, type ProbeCounts } from './probe.js';
 import { SequenceStamper, SequenceTracker } from './sequence.js';
 import { ReconnectBound, ShardReadiness, UNKNOWN_SHARD, groupBySlot, isSubscriptionLost, keySlot, mastersOf, nameOnShard } from './shards.js';
@@ -391,7 +391,7 @@ export class ClusterBus implements Bus {
   private readonly onMessage = (redisChannel: Buffer, message: Buffer): void => {
     const channel = redisChannel.toString('latin1', this.prefixLength, redisChannel.length - 1);
     if (hasPosition(message)) {
-      const m: PositionedMessage = { offset: readOffset(message), epoch: readEpoch(message), bytes: positionPayload(message) };
+      const m = readPositioned(message);
       if (this.repair !== null) this.repair.accept(channel, m);
       else this.listener?.message(channel, m.bytes);
       return;

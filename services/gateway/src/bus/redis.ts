@@ -27,7 +27,7 @@ import { Health, Readiness } from './health.js';
 import { type ObserveHistoryRead, HistoryReads } from './history-reads.js';
 import { RedisHistory } from './history-redis.js';
 import { GapRepair } from './position-repair.js';
-import { type Position, type PositionedMessage, hasPosition, messageHead, positionPayload, readEpoch, readOffset } from './position.js';
+import { type Position, type PositionedMessage, hasPosition, messageHead, readPositioned } from './position.js';
 import { OutageLog, type OutageReport, redisAddress } from './outage.js';
 import { Probe } from './probe.js';
 import { GapLog, readForRepair } from './repair-reads.js';
@@ -216,7 +216,7 @@ export class RedisBus implements Bus {
     // Hub channel names are ASCII, so latin1 decoding is exact and cheaper than UTF-8.
     const channel = redisChannel.toString('latin1', this.prefixLength, redisChannel.length - this.suffixLength);
     if (hasPosition(message)) {
-      const m: PositionedMessage = { offset: readOffset(message), epoch: readEpoch(message), bytes: positionPayload(message) };
+      const m = readPositioned(message);
       if (this.repair !== null) this.repair.accept(channel, m);
       // History off here but on where it was published (a configuration being rolled out): deliver, unchecked.
       else this.listener?.message(channel, m.bytes);
