@@ -13,6 +13,7 @@
 //   --bus=LIST           memory,redis (default both)
 //   --profile=DIR        run the gateways with --cpu-prof, profiles written to DIR
 //   --json=FILE          also write the results as JSON
+//   --gateway=FILE       the gateway's main.js to run (default this build's; an older build, to compare)
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
@@ -25,8 +26,8 @@ import type { Layout } from './layout.js';
 import { Subscribers } from './load.js';
 import { cpuMicros } from './procstat.js';
 
-const USAGE = 'usage: node dist/tools/loadgen/src/idle-cpu.js [--connections=N] [--seconds=S] [--ping-ms=25000,1000] [--bus=memory,redis] [--profile=DIR] [--json=FILE]';
-const FLAGS = { help: 'boolean', connections: 'string', seconds: 'string', 'ping-ms': 'string', bus: 'string', profile: 'string', json: 'string' } as const;
+const USAGE = 'usage: node dist/tools/loadgen/src/idle-cpu.js [--connections=N] [--seconds=S] [--ping-ms=25000,1000] [--bus=memory,redis] [--profile=DIR] [--json=FILE] [--gateway=FILE]';
+const FLAGS = { help: 'boolean', connections: 'string', seconds: 'string', 'ping-ms': 'string', bus: 'string', profile: 'string', json: 'string', gateway: 'string' } as const;
 
 const SECRET = 'idle-cpu-benchmark-secret-of-32-characters';
 /** Each connection holds one room of ROOMS, one of its pairs, and `all`: three channels. */
@@ -89,16 +90,25 @@ async function sampleCpu(pid: number, ms: number): Promise<{ percent: number; pe
   return { percent: ((last - start) / ((lastAt - t0) * 1000)) * 100, peakSecondPercent: peak * 100 };
 }
 
-async function measure(bus: BusKind, redis: RedisHandle | null, pingIntervalMs: number, connections: number, windowMs: number, nodeArgs: readonly string[]): Promise<IdleResult> {
+interface RunOptions {
+  readonly connections: number;
+  readonly windowMs: number;
+  readonly nodeArgs: readonly string[];
+  readonly script: string | undefined;
+}
+
+async function measure(bus: BusKind, redis: RedisHandle | null, pingIntervalMs: number, { connections, windowMs, nodeArgs, script }: RunOptions): Promise<IdleResult> {
   const env: Record<string, string> = {
     LOG_LEVEL: 'info', // the kit waits for the 'listening' line
     DRAIN_MS: '0',
     MAX_CONNECTIONS: String(connections + 1000),
+    // 10,000 upgrades at once on a busy 2-core machine: more than the default 10 s to finish one.
+    HANDSHAKE_TIMEOUT_MS: '60000',
     PING_INTERVAL_MS: String(pingIntervalMs),
     AUTH_JWT_SECRET: SECRET,
     ...(redis === null ? {} : { REDIS_URL: redis.url, REDIS_PREFIX: uniquePrefix() }),
   };
-  const gateway: GatewayProcess = await startGateway(env, 30_000, undefined, nodeArgs);
+  const gateway: GatewayProcess = await startGateway(env, 30_000, script, nodeArgs);
   const subs = new Subscribers(LOAD_PROCESSES);
   try {
     await gateway.waitReady(200, 20_000);
@@ -109,7 +119,7 @@ async function measure(bus: BusKind, redis: RedisHandle | null, pingIntervalMs: 
     // Two hours: well past the window. Sixty days: past 2^31 ms, the longest single timer.
     const tokens = [await token(now + 2 * 3600), await token(now + 60 * 86_400)];
     const layout = idleLayout(connections);
-    await subs.connect('plain', layout, (p) => `ws://127.0.0.1:${gateway.port}/ws?channels=${p.channel}&token=${tokens[p.server]}`);
+    await subs.connect('plain', layout, (p) => `ws://127.0.0.1:${gateway.port}/ws?channels=${p.channel}&token=${tokens[p.server]}`, 50);
     await sleep(SETTLE_MS);
     const evicted = 'hubcast_clients_evicted_total{reason="heartbeat_timeout"}';
     const evicted0 = await gateway.metric(evicted);
@@ -183,13 +193,15 @@ async function main(): Promise<number> {
   }
   const profileDir = arg('profile');
   const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`];
+  const script = arg('gateway');
+  const run: RunOptions = { connections, windowMs, nodeArgs, script: script === undefined ? undefined : resolve(script) };
   const loadStart = loadavg();
   const redis = buses.includes('redis') ? await startRedis() : null;
   const results: IdleResult[] = [];
   try {
     for (const bus of buses) {
       for (const interval of intervals) {
-        const result = await measure(bus, bus === 'redis' ? redis : null, interval, connections, windowMs, nodeArgs);
+        const result = await measure(bus, bus === 'redis' ? redis : null, interval, run);
         process.stdout.write(`idle-cpu: ${bus} bus, PING_INTERVAL_MS ${interval}: ${result.percent.toFixed(2)} % of a core\n`);
         results.push(result);
       }
