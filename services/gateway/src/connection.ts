@@ -7,6 +7,7 @@ import type { Grant } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import type { Client } from './client.js';
 import { Disconnect, ErrorCode, HistoryReadPurpose, RecoveryResult, Refusal, type Refused } from './codes.js';
+import type { ExpirySchedule } from './expiry.js';
 import { textFrame } from './frame.js';
 import type { Hub } from './hub.js';
 import {
@@ -41,12 +42,17 @@ export interface ConnectionContext {
   readonly wsPublishes: PublishPipeline;
   /** RECOVERY_MAX_MESSAGES, and the live messages one recovery may buffer during its read. */
   readonly recovery: RecoveryLimits;
+  /** The gateway's one token-expiry schedule: it closes a client with 4001 at its token's `exp`. */
+  readonly expiries: ExpirySchedule<Client>;
 }
 
 type Subscribe = Extract<Command, { op: 'subscribe' }>;
 
-/** setTimeout's longest delay; a later expiry re-arms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * Token expiries are bucketed by this (expiry.ts): a connection is closed with 4001 at most this
+ * long after its token's `exp`, never before; a JWT's `exp` is whole seconds, so in practice at it.
+ */
+export const EXPIRY_RESOLUTION_MS = 1000;
 
 export function attachConnection(ctx: ConnectionContext, client: Client, grant: Grant): void {
   const { ws } = client;
@@ -64,19 +70,8 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
     return false;
   };
 
-  let expiry: NodeJS.Timeout | null = null;
-  const armExpiry = (): void => {
-    const left = grant.expiresAt - Date.now();
-    if (left > MAX_TIMER_MS) {
-      expiry = setTimeout(armExpiry, MAX_TIMER_MS);
-      return;
-    }
-    expiry = setTimeout(() => {
-      expiry = null;
-      ctx.hub.disconnect(client, Disconnect.TokenExpired);
-    }, Math.max(0, left));
-  };
-  if (Number.isFinite(grant.expiresAt)) armExpiry();
+  // Infinity (auth off) is never scheduled.
+  ctx.expiries.add(client, grant.expiresAt);
 
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     client.markAlive();
@@ -107,7 +102,7 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
     ctx.log.debug({ client: client.id, err, code: err.code }, 'websocket error');
   });
   ws.on('close', () => {
-    if (expiry !== null) clearTimeout(expiry);
+    ctx.expiries.delete(client);
     ctx.hub.unregister(client);
   });
 }
