@@ -462,6 +462,53 @@ describe('Hub heartbeat', () => {
     assert.equal(a!.trims, 3, 'each live client releases an idle queue buffer at each ping');
   });
 
+  test('in slices: each tick pings one slice, every client once per round; a dead one goes a round later', { timeout: 5000 }, () => {
+    const { hub, stats } = setup({ heartbeatSlices: 4 });
+    const clients = registered(hub, 10);
+    const pinged = (): number => clients.reduce((sum, c) => sum + c.pings, 0);
+    const perTick: number[] = [];
+    for (let tick = 0; tick < 4; tick++) {
+      const before = pinged();
+      hub.heartbeat();
+      perTick.push(pinged() - before);
+    }
+    assert.deepEqual(perTick.sort(), [2, 2, 3, 3], 'the slices are even');
+    assert.ok(clients.every((c) => c.pings === 1), 'one round: every client pinged exactly once');
+
+    // All answer but the first; it is terminated at its own slice's next visit, one round later.
+    const [dead, ...rest] = clients;
+    for (const c of rest) c.alive = true;
+    const ticksUntilEvicted = ((): number => {
+      for (let tick = 1; tick <= 4; tick++) {
+        hub.heartbeat();
+        if (dead!.closes.length > 0) return tick;
+      }
+      return -1;
+    })();
+    assert.ok(ticksUntilEvicted >= 1 && ticksUntilEvicted <= 4, 'within the round');
+    assert.deepEqual(dead!.closes, [Disconnect.HeartbeatTimeout]);
+    assert.equal(stats.evicted.heartbeat_timeout, 1);
+    // The same slice, a round on: the tick that evicted it is where it was first pinged.
+    assert.equal(perTick.length, 4);
+    for (let tick = ticksUntilEvicted; tick < 4; tick++) hub.heartbeat();
+    assert.ok(rest.every((c) => c.pings === 2 && c.closes.length === 0), 'the others: pinged again, kept');
+  });
+
+  test('in slices: a client that leaves leaves its slice; a newcomer joins the smallest', { timeout: 5000 }, () => {
+    const { hub } = setup({ heartbeatSlices: 2 });
+    const [a, b, c] = registered(hub, 3);
+    hub.unregister(a!);
+    hub.unregister(c!);
+    const [d] = registered(hub, 1);
+    hub.heartbeat();
+    hub.heartbeat();
+    assert.deepEqual([a!.pings, b!.pings, c!.pings, d!.pings], [0, 1, 0, 1]);
+    b!.alive = true;
+    d!.alive = true;
+    hub.heartbeat();
+    assert.equal(b!.pings + d!.pings, 3, 'b and d in different slices: one of them pinged per tick');
+  });
+
   test('skips clients already closing', { timeout: 5000 }, () => {
     const { hub, stats } = setup();
     const [a] = registered(hub, 1);

@@ -8,8 +8,12 @@ import type { ObserveHistoryRead } from './bus/history-reads.js';
 import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
 import { ClusterBus } from './bus/redis-cluster.js';
+import type { Client } from './client.js';
 import { Disconnect, UpgradeRejectReason } from './codes.js';
 import type { Config } from './config.js';
+import { EXPIRY_RESOLUTION_MS } from './connection.js';
+import { ExpirySchedule } from './expiry.js';
+import { sliceCount } from './heartbeat.js';
 import { createHttpHandler } from './http.js';
 import { Hub } from './hub.js';
 import { listen } from './listen.js';
@@ -67,11 +71,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     channelCount: () => hub.channelCount,
     subscriptionCount: () => hub.subscriptionCount,
   });
+  // The heartbeat ticks once per slice, each tick pinging one slice of the clients (heartbeat.ts).
+  const heartbeatSlices = sliceCount(config.pingIntervalMs);
   const hub = new Hub(bus, stats, {
     maxChannelsPerClient: config.maxChannelsPerClient,
     log,
     observeFanout: metrics.observeFanout,
+    heartbeatSlices,
   });
+  // Every connection's token expiry in one schedule with one timer, not a timer per connection.
+  const expiries = new ExpirySchedule<Client>(EXPIRY_RESOLUTION_MS, (client) => hub.disconnect(client, Disconnect.TokenExpired));
 
   bus.setListener({
     message: (channel, payload, position) => hub.broadcast(channel, payload, position),
@@ -118,6 +127,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     wsPublishes: new PublishPipeline(publishing, 'ws'),
     recovery: { maxMessages: config.recoveryMaxMessages, maxBuffered: config.recoveryMaxMessages },
     auth,
+    expiries,
     limits: config,
     isDraining,
   });
@@ -136,7 +146,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
 
   await bus.start();
   const port = await listen(server, config.port, config.host);
-  const heartbeat = setInterval(() => hub.heartbeat(), config.pingIntervalMs);
+  const heartbeat = setInterval(() => hub.heartbeat(), config.pingIntervalMs / heartbeatSlices);
   log.info(
     { port, host: config.host, bus: bus.kind, overflowPolicy: config.overflowPolicy, auth: auth.tokensRequired },
     'listening',
@@ -150,6 +160,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       log.info({ drainMs: config.drainMs, clients: hub.clientCount }, 'draining');
       await new Promise((resolve) => setTimeout(resolve, config.drainMs));
       clearInterval(heartbeat);
+      expiries.stop();
       log.info({ clients: hub.clientCount }, 'closing clients');
       await hub.closeAll(Disconnect.Shutdown);
       await new Promise<void>((resolve) => {

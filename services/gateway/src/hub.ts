@@ -16,6 +16,7 @@ import type { Position } from './bus/position.js';
 import { Disconnect } from './codes.js';
 import { FlushScheduler, type Flushable } from './flush.js';
 import { textFrame } from './frame.js';
+import { Slices } from './heartbeat.js';
 import { encodeLost } from './protocol.js';
 import type { ChannelRecovery, RecoveryResult } from './recovery.js';
 import type { Stats } from './stats.js';
@@ -54,6 +55,8 @@ export interface HubOptions {
   readonly log?: Logger;
   /** Observes the time one bus message took to reach every local subscriber. */
   readonly observeFanout?: (seconds: number) => void;
+  /** heartbeat() visits one of this many slices of the clients per call (heartbeat.ts); 1 (default): all of them. */
+  readonly heartbeatSlices?: number;
 }
 
 export class Hub {
@@ -63,6 +66,8 @@ export class Hub {
   private subscriptions = 0;
   private emptyWaiters: (() => void)[] = [];
   private readonly flusher: FlushScheduler<HubClient>;
+  /** The registered clients again, split for the heartbeat's rounds. */
+  private readonly heartbeats: Slices<HubClient>;
 
   constructor(
     private readonly bus: Bus,
@@ -73,6 +78,7 @@ export class Hub {
       options.log?.error({ client: client.id, err }, 'flush failed');
       this.disconnect(client, Disconnect.WriteError);
     });
+    this.heartbeats = new Slices(options.heartbeatSlices ?? 1);
   }
 
   get clientCount(): number {
@@ -89,6 +95,7 @@ export class Hub {
 
   register(client: HubClient): void {
     this.clients.set(client, new Set());
+    this.heartbeats.add(client);
     this.stats.connectionsOpened++;
     this.stats.connectionsOpen = this.clients.size;
   }
@@ -97,6 +104,7 @@ export class Hub {
   unregister(client: HubClient): void {
     this.detach(client);
     client.dispose();
+    this.heartbeats.delete(client);
     if (!this.clients.delete(client)) return;
     this.stats.connectionsOpen = this.clients.size;
     if (this.clients.size === 0) {
@@ -260,9 +268,12 @@ export class Hub {
     client.close(disconnect);
   }
 
-  /** Pings every client; one that has not answered the previous ping is terminated. */
+  /**
+   * One heartbeat tick: pings the clients of the next slice (every client, with one slice); one
+   * that has not answered its previous ping, a whole interval ago, is terminated.
+   */
   heartbeat(): void {
-    for (const client of this.clients.keys()) {
+    for (const client of this.heartbeats.next()) {
       if (client.isClosing) continue;
       if (!client.heartbeat()) this.disconnect(client, Disconnect.HeartbeatTimeout);
     }
