@@ -9,7 +9,7 @@
 // Flags as --name=value or --name value:
 //   --connections=N      idle connections (default 10000)
 //   --seconds=S          idle window (default 60); the empty baseline lasts a quarter of it
-//   --ping-ms=LIST       PING_INTERVAL_MS values, one gateway each (default 25000,1000)
+//   --ping-ms=LIST       PING_INTERVAL_MS values, one gateway each (default 25000,5000)
 //   --bus=LIST           memory,redis (default both)
 //   --profile=DIR        run the gateways with --cpu-prof, profiles written to DIR
 //   --json=FILE          also write the results as JSON
@@ -26,7 +26,7 @@ import type { Layout } from './layout.js';
 import { Subscribers } from './load.js';
 import { cpuMicros } from './procstat.js';
 
-const USAGE = 'usage: node dist/tools/loadgen/src/idle-cpu.js [--connections=N] [--seconds=S] [--ping-ms=25000,1000] [--bus=memory,redis] [--profile=DIR] [--json=FILE] [--gateway=FILE]';
+const USAGE = 'usage: node dist/tools/loadgen/src/idle-cpu.js [--connections=N] [--seconds=S] [--ping-ms=25000,5000] [--bus=memory,redis] [--profile=DIR] [--json=FILE] [--gateway=FILE]';
 const FLAGS = { help: 'boolean', connections: 'string', seconds: 'string', 'ping-ms': 'string', bus: 'string', profile: 'string', json: 'string', gateway: 'string' } as const;
 
 const SECRET = 'idle-cpu-benchmark-secret-of-32-characters';
@@ -53,6 +53,9 @@ interface IdleResult {
   readonly perIntervalMs: number;
   readonly perConnectionPerIntervalMicros: number;
   readonly heartbeatEvictions: number;
+  /** Connections still open after the window, at the load processes and at the gateway. */
+  readonly openAtLoad: number;
+  readonly openAtGateway: number;
 }
 
 async function token(expSeconds: number): Promise<string> {
@@ -124,11 +127,10 @@ async function measure(bus: BusKind, redis: RedisHandle | null, pingIntervalMs: 
     const evicted = 'hubcast_clients_evicted_total{reason="heartbeat_timeout"}';
     const evicted0 = await gateway.metric(evicted);
     const idle = await sampleCpu(pid, windowMs);
+    // Idle connections that answer pings must all still be open: a short interval on a busy
+    // machine may miss some pongs, and the row shows it.
     const totals = await subs.totals(false);
-    const open = await gateway.metric('hubcast_connections_open');
-    if (totals.open !== connections || totals.closed !== 0 || open !== connections) {
-      throw new Error(`${totals.open} of ${connections} connections open at the load, ${open} at the gateway, ${totals.closed} closed by the gateway`);
-    }
+    const openAtGateway = await gateway.metric('hubcast_connections_open');
     const intervals = windowMs / pingIntervalMs;
     const perIntervalMs = ((idle.percent - baseline.percent) / 100) * (windowMs / intervals);
     return {
@@ -142,6 +144,8 @@ async function measure(bus: BusKind, redis: RedisHandle | null, pingIntervalMs: 
       perIntervalMs,
       perConnectionPerIntervalMicros: (perIntervalMs * 1000) / connections,
       heartbeatEvictions: (await gateway.metric(evicted)) - evicted0,
+      openAtLoad: totals.open,
+      openAtGateway,
     };
   } finally {
     await subs.close();
@@ -151,11 +155,12 @@ async function measure(bus: BusKind, redis: RedisHandle | null, pingIntervalMs: 
 }
 
 function format(results: readonly IdleResult[]): string {
-  const head = ['bus', 'PING_INTERVAL_MS', 'connections', 'empty %', 'idle %', 'busiest s %', 'per interval ms', 'per conn µs', 'evicted'];
+  const head = ['bus', 'PING_INTERVAL_MS', 'connections', 'open after', 'empty %', 'idle %', 'busiest s %', 'per interval ms', 'per conn µs', 'evicted'];
   const rows = results.map((r) => [
     r.bus,
     String(r.pingIntervalMs),
     String(r.connections),
+    String(Math.min(r.openAtLoad, r.openAtGateway)),
     r.baselinePercent.toFixed(2),
     r.percent.toFixed(2),
     r.peakSecondPercent.toFixed(1),
@@ -185,7 +190,7 @@ async function main(): Promise<number> {
   };
   const connections = Number(arg('connections') ?? 10_000);
   const windowMs = Number(arg('seconds') ?? 60) * 1000;
-  const intervals = (arg('ping-ms') ?? '25000,1000').split(',').map(Number);
+  const intervals = (arg('ping-ms') ?? '25000,5000').split(',').map(Number);
   const buses = (arg('bus') ?? 'memory,redis').split(',') as BusKind[];
   if (!(connections > 0) || !(windowMs > 0) || intervals.some((i) => !(i >= 100)) || buses.some((b) => b !== 'memory' && b !== 'redis')) {
     process.stderr.write(`idle-cpu: bad flag value\n${USAGE}\n`);
@@ -202,7 +207,7 @@ async function main(): Promise<number> {
     for (const bus of buses) {
       for (const interval of intervals) {
         const result = await measure(bus, bus === 'redis' ? redis : null, interval, run);
-        process.stdout.write(`idle-cpu: ${bus} bus, PING_INTERVAL_MS ${interval}: ${result.percent.toFixed(2)} % of a core\n`);
+        process.stdout.write(`idle-cpu: ${JSON.stringify(result)}\n`);
         results.push(result);
       }
     }
@@ -217,7 +222,9 @@ async function main(): Promise<number> {
   );
   const json = arg('json');
   if (json !== undefined) writeFileSync(resolve(json), `${JSON.stringify({ results, loadavg: { start: loadStart, end: loadavg() } }, null, 2)}\n`);
-  return 0;
+  const lost = results.filter((r) => r.openAtLoad !== r.connections || r.openAtGateway !== r.connections);
+  for (const r of lost) process.stdout.write(`idle-cpu: ${r.bus} bus, PING_INTERVAL_MS ${r.pingIntervalMs}: ${r.connections - Math.min(r.openAtLoad, r.openAtGateway)} connections closed during the run\n`);
+  return lost.length > 0 ? 1 : 0;
 }
 
 main().then(
