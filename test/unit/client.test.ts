@@ -39,13 +39,23 @@ class FakeSocket {
   get needDrain(): boolean {
     return this.stream.writableNeedDrain;
   }
+
+  /** Ping frames (0x89, no payload) handed to the socket, written or still buffered. */
+  pings = 0;
+
+  constructor() {
+    const write = this.stream.write.bind(this.stream) as (chunk: Buffer) => boolean;
+    this.stream.write = ((chunk: Buffer) => {
+      if (isPing(chunk)) this.pings++;
+      return write(chunk);
+    }) as typeof this.stream.write;
+  }
 }
 
 class FakeWs {
   readyState = 1; // OPEN
   readonly closes: [number, string][] = [];
   terminations = 0;
-  pings = 0;
 
   close(code: number, reason: string): void {
     this.closes.push([code, reason]);
@@ -55,10 +65,6 @@ class FakeWs {
   terminate(): void {
     this.terminations++;
     this.readyState = 3; // CLOSED
-  }
-
-  ping(): void {
-    this.pings++;
   }
 }
 
@@ -141,6 +147,7 @@ function frame(seq: number, size = 100): Buffer {
 }
 
 const tags = (frames: Buffer[]): number[] => frames.map((f) => f[0]!);
+const isPing = (f: Buffer): boolean => f.length === 2 && f[0] === 0x89 && f[1] === 0x00;
 
 /** Fills the socket to its high-water mark, so the next frames must queue. */
 function backUp(h: Harness): void {
@@ -702,12 +709,23 @@ describe('Client heartbeat', () => {
   test('pings while the peer answers; false, with no ping, once it has sent nothing since the last', { timeout: 5000 }, () => {
     const h = setup();
     assert.equal(h.client.heartbeat(), true);
-    assert.equal(h.ws.pings, 1);
+    assert.equal(h.socket.pings, 1);
     h.client.markAlive(); // a pong, a ping or a message
     assert.equal(h.client.heartbeat(), true);
-    assert.equal(h.ws.pings, 2);
+    assert.equal(h.socket.pings, 2);
     assert.equal(h.client.heartbeat(), false, 'nothing since the previous ping');
-    assert.equal(h.ws.pings, 2, 'a dead peer is not pinged again');
+    assert.equal(h.socket.pings, 2, 'a dead peer is not pinged again');
+    h.client.dispose();
+  });
+
+  test('the ping is one two-byte frame on the socket, and none follows a close frame', { timeout: 5000 }, () => {
+    const h = setup();
+    h.client.heartbeat();
+    assert.deepEqual(h.socket.written, [Buffer.from([0x89, 0x00])]);
+    h.ws.readyState = 2; // CLOSING: the peer sent its close frame, and ws answered it
+    h.client.markAlive();
+    assert.equal(h.client.heartbeat(), true, 'still alive until the close completes');
+    assert.equal(h.socket.pings, 1, 'no ping after the close frame');
     h.client.dispose();
   });
 
@@ -718,7 +736,9 @@ describe('Client heartbeat', () => {
     assert.equal(h.client.heartbeat(), true);
     assert.equal(h.client.queuedFrames, 1, 'only an empty queue gives up its buffer');
     h.socket.releaseAll();
-    assert.deepEqual(tags(h.socket.written), [0xff, 1]);
+    // The ping goes to the socket at once, as ws.ping() wrote it; the data frames are as before.
+    assert.deepEqual(tags(h.socket.written.filter((f) => !isPing(f))), [0xff, 1]);
+    assert.equal(h.socket.pings, 1);
     h.client.dispose();
   });
 });

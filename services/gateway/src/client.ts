@@ -17,6 +17,13 @@ import type { HubClient } from './hub.js';
 import { type BacklogBounds, BoundedQueue, backlogBounds } from './queue.js';
 import type { Stats } from './stats.js';
 
+/**
+ * A final ping frame without payload, unmasked (server to client): the same two bytes for every
+ * client at every heartbeat, written as data frames are, past ws (its Sender framed a new
+ * header per ping, in two corked writes).
+ */
+const PING_FRAME = Buffer.from([0x89, 0x00]);
+
 export interface ClientLimits {
   readonly queueMaxMessages: number;
   readonly queueMaxBytes: number;
@@ -103,7 +110,8 @@ export class Client implements HubClient {
   heartbeat(): boolean {
     if (!this.alive) return false;
     this.alive = false;
-    this.ws.ping();
+    // Not once ws has sent (or received) a close frame: nothing may follow it, as ws.ping() knew.
+    if (this.ws.readyState === WebSocket.OPEN) this.socket.write(PING_FRAME);
     this.queue.release();
     return true;
   }
