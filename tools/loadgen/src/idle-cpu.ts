@@ -1,8 +1,8 @@
 // `node dist/tools/loadgen/src/idle-cpu.js`: what a gateway holding many idle connections costs
 // in CPU. One gateway (memory bus, then one Redis) per PING_INTERVAL_MS given, tokens required
 // (every connection has a token expiry to track: half expire in two hours, half past setTimeout's
-// 2^31 ms), each connection on a few channels, opened from two load processes on 127.0.0.2 and
-// 127.0.0.3 (a process may hold 20,000 open files). Then the gateway's CPU (utime + stime from
+// 2^31 ms), each connection on a few channels, opened from two load processes, each from its own
+// loopback source address (load.ts; a process may hold 20,000 open files). Then the gateway's CPU (utime + stime from
 // /proc) over an idle window: % of one core, the busiest second, and the cost of one heartbeat
 // round (the window's CPU above the same gateway's empty baseline, per interval).
 //
