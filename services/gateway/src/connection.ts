@@ -86,7 +86,7 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
       return;
     }
     try {
-      handleCommand(ctx, client, grant, data.toString('utf8'));
+      handleCommand(ctx, client, grant, data);
     } catch (err) {
       // A bug, not bad input (that gets an error frame): close this client, keep serving the rest.
       ctx.log.error({ client: client.id, err }, 'command handler failed');
@@ -112,8 +112,8 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
   });
 }
 
-function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, text: string): void {
-  const command = parseCommand(text);
+function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, frame: Buffer): void {
+  const command = parseCommand(frame);
   if (isProtocolError(command)) {
     // A malformed publish is still a publish: the pipeline counts it.
     if (command.op === 'publish') publish(ctx, client, grant, command, command.id);

@@ -4,7 +4,7 @@
 import type { Grant } from './auth.js';
 import { type Bus, BusUnavailableError } from './bus/bus.js';
 import { ErrorCode, type PublishRejectReason, type PublishSource, Refusal, type Refused } from './codes.js';
-import { type ProtocolError, isProtocolError, tryEncodeMessage } from './protocol.js';
+import { type JsonBytes, type ProtocolError, isProtocolError, tryEncodeMessage } from './protocol.js';
 import type { Stats } from './stats.js';
 
 export type PublishRefused = Refused<PublishRejectReason>;
@@ -12,6 +12,8 @@ export type PublishRefused = Refused<PublishRejectReason>;
 export interface PublishBody {
   readonly channel: string;
   readonly data: unknown;
+  /** The data as the client sent it (protocol.ts parseCommand, parsePublishBody): copied, not re-encoded. */
+  readonly raw?: JsonBytes;
 }
 
 export interface PublishContext {
@@ -45,7 +47,7 @@ export class PublishPipeline {
   publish(grant: Grant, body: PublishBody | ProtocolError, busy = false): PublishRefused | Published {
     if (isProtocolError(body)) return this.refuse(invalid(body), body.message);
     if (!grant.publish.allows(body.channel)) return this.refuse(Refusal.PublishForbidden);
-    const payload = tryEncodeMessage(body.channel, body.data);
+    const payload = tryEncodeMessage(body.channel, body.data, body.raw);
     if (isProtocolError(payload)) return this.refuse(invalid(payload), payload.message);
     if (payload.length > this.ctx.maxMessageBytes) return this.refuse(Refusal.MessageTooLarge);
     if (busy) return this.refuse(Refusal.TooManyPending);
