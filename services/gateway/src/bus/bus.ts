@@ -28,7 +28,7 @@ export interface Bus {
   start(): Promise<void>;
   /**
    * null: taken; receipt.settled(token, outcome) follows in a later turn, once per publish, in
-   * publish order. A BusUnavailableError: refused at once (certainly not sent); the receipt is
+   * publish order per channel (and overall on one Redis; Redis Cluster masters answer apart). A BusUnavailableError: refused at once (certainly not sent); the receipt is
    * not called. A receipt and a token instead of a Promise, so a publish nobody awaits allocates
    * no Promise or closure.
    */

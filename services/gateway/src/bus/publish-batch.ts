@@ -38,22 +38,25 @@ export class PublishBatch {
   }
 
   /**
-   * The batch split by key (on Redis Cluster, the slot: one script call's keys must share it):
-   * one batch per key in order of first appearance, entries in publish order within each, so a
-   * channel's messages keep their order. The batch itself when every entry has the same key.
+   * The batch cut where the key changes (on Redis Cluster the slot: one script call's keys must
+   * share it), into runs of consecutive entries in publish order. Runs rather than one group per
+   * key: two slots on one master then still get their commands in publish order. The batch
+   * itself when every entry has the same key.
    */
-  groupBy(keyOf: (channel: string) => number): PublishBatch[] {
-    const groups = new Map<number, PublishBatch>();
+  runsBy(keyOf: (channel: string) => number): PublishBatch[] {
+    const runs: PublishBatch[] = [];
+    let run: PublishBatch | null = null;
+    let last = Number.NaN;
     for (let i = 0; i < this.channels.length; i++) {
       const key = keyOf(this.channels[i]!);
-      let group = groups.get(key);
-      if (group === undefined) {
-        group = new PublishBatch();
-        groups.set(key, group);
+      if (run === null || key !== last) {
+        run = new PublishBatch();
+        runs.push(run);
+        last = key;
       }
-      group.push(this.channels[i]!, this.messages[i]!, this.receipts[i]!, this.tokens[i]);
+      run.push(this.channels[i]!, this.messages[i]!, this.receipts[i]!, this.tokens[i]);
     }
-    return groups.size <= 1 ? [this] : [...groups.values()];
+    return runs.length <= 1 ? [this] : runs;
   }
 
   /** Every entry gets the batch's one outcome (one script call: all ran, or none is confirmed). Only the first call counts. */

@@ -120,7 +120,7 @@ export class ClusterBus implements Bus {
   private started = false;
   private lastReady = false;
   private readonly gapLog = new GapLog();
-  /** The turn's publishes: one script call per slot (its keys and shard channels must share one). */
+  /** The turn's publishes: one script call per run of one slot (its keys and shard channels must share one). */
   private readonly batcher: PublishBatcher;
 
   constructor(
@@ -166,7 +166,7 @@ export class ClusterBus implements Bus {
     const send = store === null ? publishManyScript(this.cluster, 'SPUBLISH') : (batch: PublishBatch) => store.publishBatch(batch.channels, batch.messages);
     const slotOf = store === null ? keySlot : (channel: string) => keySlot(this.redisName(channel));
     const perSlot = new RedisBatchWriter(send, () => !this.closed && this.cluster.status === 'ready');
-    const writer: BatchWriter = { write: (batch) => { for (const group of batch.groupBy(slotOf)) perSlot.write(group); } };
+    const writer: BatchWriter = { write: (batch) => { for (const run of batch.runsBy(slotOf)) perSlot.write(run); } };
     this.batcher = new PublishBatcher(writer);
     this.wire();
   }
