@@ -10,7 +10,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { Redis } from 'ioredis';
-import { RedisBatchWriter, publishManyScript, publishPipeline } from '../../../services/gateway/src/bus/batch-writer.js';
+import { RedisBatchWriter, type SendBatch, publishManyScript } from '../../../services/gateway/src/bus/batch-writer.js';
 import { BusUnavailableError, type PublishReceipt } from '../../../services/gateway/src/bus/bus.js';
 import { ENVELOPE_BYTES } from '../../../services/gateway/src/bus/envelope.js';
 import { RedisHistory } from '../../../services/gateway/src/bus/history-redis.js';
@@ -56,7 +56,16 @@ const perCommandHistory = (redis: Redis, done: PublishReceipt<number>): Publish 
 const perCommandPlain = (redis: Redis, done: PublishReceipt<number>): Publish => {
   return (channel, message, n) => chained(redis.publish(PREFIX + channel, message), done, n);
 };
-function batched(send: ConstructorParameters<typeof RedisBatchWriter>[0], redis: Redis, done: PublishReceipt<number>, name: (c: string) => string): Publish {
+/** History off, the alternative to the gateway's script (PUBLISH_MANY_LUA): one ioredis pipeline of PUBLISHes per batch. */
+function publishPipeline(redis: Redis): SendBatch {
+  return (batch) => {
+    const pipeline = redis.pipeline();
+    for (let i = 0; i < batch.length; i++) pipeline.publish(batch.channels[i]!, batch.messages[i]!);
+    return pipeline.exec();
+  };
+}
+
+function batched(send: SendBatch, redis: Redis, done: PublishReceipt<number>, name: (c: string) => string): Publish {
   const batcher = new PublishBatcher(new RedisBatchWriter(send, () => redis.status === 'ready'));
   return (channel, message, n) => batcher.add(name(channel), message, done, n);
 }

@@ -71,12 +71,3 @@ export function publishManyScript(redis: Redis | Cluster, command: 'PUBLISH' | '
     return scripted.hubcastPublishMany(n, ...args);
   };
 }
-
-/** History off, the alternative measured against the script: one pipeline of PUBLISHes (tools/loadgen/src/bus-batch.ts). */
-export function publishPipeline(redis: Redis): SendBatch {
-  return (batch) => {
-    const pipeline = redis.pipeline();
-    for (let i = 0; i < batch.length; i++) pipeline.publish(batch.channels[i]!, batch.messages[i]!);
-    return pipeline.exec();
-  };
-}
