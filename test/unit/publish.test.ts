@@ -1,7 +1,6 @@
 // The one publish pipeline with the memory bus and a bus that fails: every outcome, its registry
 // entry, and what is counted under which source and reason.
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import { describe, test } from 'node:test';
 import { ChannelPatterns, type Grant, OPEN_GRANT } from '../../services/gateway/src/auth.js';
 import { type Bus, BusUnavailableError, type PublishReceipt } from '../../services/gateway/src/bus/bus.js';
@@ -10,6 +9,7 @@ import { Refusal } from '../../services/gateway/src/codes.js';
 import { type ProtocolError, parseCommand, parsePublishBody } from '../../services/gateway/src/protocol.js';
 import { PublishPipeline, type PublishRefused, isPending } from '../../services/gateway/src/publish.js';
 import { Stats } from '../../services/gateway/src/stats.js';
+import { gatewayPromisesDuring } from '../helpers/promises.js';
 
 function setup(bus: Bus = new MemoryBus(), maxMessageBytes = 200): { stats: Stats; ws: PublishPipeline; http: PublishPipeline; received: Buffer[] } {
   const stats = new Stats();
@@ -44,34 +44,6 @@ class Answers implements PublishReceipt<number> {
   settled(token: number, err: BusUnavailableError | null): void {
     this.answers.push([token, this.pipeline().settled(err)]);
   }
-}
-
-/**
- * Promises the gateway's code creates while run() and the next two event-loop turns run (the
- * settle comes at the end of the first). Only those with a gateway source frame on their stack count:
- * the test runner makes its own meanwhile.
- */
-function promisesDuring(run: () => void): Promise<number> {
-  return new Promise((resolve) => {
-    let created = 0;
-    const hook = createHook({
-      init(_id, type) {
-        if (type === 'PROMISE' && /services[/\\]gateway[/\\]src[/\\]/.test(new Error().stack ?? '')) created++;
-      },
-    });
-    // Deep enough that a Promise made inside a library the gateway calls still shows the gateway's frame.
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 100;
-    hook.enable();
-    run();
-    setImmediate(() =>
-      setImmediate(() => {
-        hook.disable();
-        Error.stackTraceLimit = limit;
-        resolve(created);
-      }),
-    );
-  });
 }
 
 describe('PublishPipeline', () => {
@@ -171,14 +143,14 @@ describe('PublishPipeline', () => {
     const { stats, ws } = setup();
     const answers = new Answers(() => ws);
     ws.publish(writer, { channel: 'news', data: 0 }, false, answers, 0); // warm-up: lazy module state
-    const created = await promisesDuring(() => {
+    const created = await gatewayPromisesDuring(() => {
       for (let i = 1; i <= 100; i++) ws.publish(writer, { channel: 'news', data: i }, false, answers, i);
-    });
+    }, () => answers.answers.length === 101);
     assert.equal(answers.answers.length, 101, 'all settled within the window');
     assert.equal(stats.publishesAccepted.ws, 101);
     assert.equal(created, 0);
     // The awaited variant, for contrast, makes one per publish: the count above can see them.
-    const awaited = await promisesDuring(() => {
+    const awaited = await gatewayPromisesDuring(() => {
       for (let i = 0; i < 10; i++) void ws.publishAwaited(writer, { channel: 'news', data: i });
     });
     assert.ok(awaited >= 10, `the hook counts Promises (${awaited})`);

@@ -224,7 +224,7 @@ function publish(
 }
 
 /** One per connection: the bus's answer to each of its publishes becomes an ack or an error frame, without a Promise or closure per publish. */
-export class PublishReplies implements PublishReceipt<RequestId | undefined> {
+class PublishReplies implements PublishReceipt<RequestId | undefined> {
   constructor(
     private readonly ctx: ConnectionContext,
     private readonly client: Client,

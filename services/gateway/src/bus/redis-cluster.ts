@@ -166,7 +166,11 @@ export class ClusterBus implements Bus {
     const send = store === null ? publishManyScript(this.cluster, 'SPUBLISH') : (batch: PublishBatch) => store.publishBatch(batch.channels, batch.messages);
     const slotOf = store === null ? keySlot : (channel: string) => keySlot(this.redisName(channel));
     const perSlot = new RedisBatchWriter(send, () => !this.closed && this.cluster.status === 'ready');
-    const writer: BatchWriter = { write: (batch) => { for (const run of batch.runsBy(slotOf)) perSlot.write(run); } };
+    const writer: BatchWriter = {
+      write: (batch) => {
+        for (const run of batch.runsBy(slotOf)) perSlot.write(run);
+      },
+    };
     this.batcher = new PublishBatcher(writer);
     this.wire();
   }
