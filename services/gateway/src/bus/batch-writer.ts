@@ -39,6 +39,21 @@ export class RedisBatchWriter implements BatchWriter {
 }
 
 /**
+ * Redis Cluster: a batch cut into runs of one slot (a script call's keys and shard channels must
+ * share one), each written as one command; publish order holds on each master.
+ */
+export class SlotRunsWriter implements BatchWriter {
+  constructor(
+    private readonly slotOf: (channel: string) => number,
+    private readonly perRun: BatchWriter,
+  ) {}
+
+  write(batch: PublishBatch): void {
+    for (const run of batch.runsBy(this.slotOf)) this.perRun.write(run);
+  }
+}
+
+/**
  * KEYS channel1, channel2 ...; ARGV publish command, then message1, message2 ...: each PUBLISHed
  * (SPUBLISHed on Redis Cluster) in order (history off). The channels are keys so that on a
  * Cluster the call goes to their slot's master (all of one slot: see redis-cluster.ts).
@@ -56,12 +71,17 @@ interface PublishMany {
   hubcastPublishMany(keyCount: number, ...args: (string | Buffer)[]): Promise<number>;
 }
 
-/** History off: a batch's enveloped messages as one script call; the batch's channels are the Redis channel names. */
+/**
+ * History off: a batch's enveloped messages as one script call; the batch's channels are the
+ * Redis channel names. A message alone goes as the plain command: on Redis Cluster most runs of
+ * one slot hold one, and there a script call cost more than SPUBLISH (tools/loadgen/src/bus-batch.ts).
+ */
 export function publishManyScript(redis: Redis | Cluster, command: 'PUBLISH' | 'SPUBLISH'): SendBatch {
   redis.defineCommand(PUBLISH_MANY_COMMAND, { lua: PUBLISH_MANY_LUA });
   const scripted = redis as unknown as PublishMany;
   return (batch) => {
     const n = batch.length;
+    if (n === 1) return command === 'SPUBLISH' ? redis.spublish(batch.channels[0]!, batch.messages[0]!) : redis.publish(batch.channels[0]!, batch.messages[0]!);
     const args: (string | Buffer)[] = new Array(2 * n + 1);
     args[n] = command;
     for (let i = 0; i < n; i++) {

@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 import { HistoryReadPurpose } from '../codes.js';
 import type { SeedNode } from '../config.js';
 import type { Stats } from '../stats.js';
-import { NOT_SENT, RedisBatchWriter, publishManyScript } from './batch-writer.js';
+import { NOT_SENT, RedisBatchWriter, SlotRunsWriter, publishManyScript } from './batch-writer.js';
 import { type Bus, type BusListener, BusUnavailableError, type PublishReceipt } from './bus.js';
 import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
 import { HistoryReads } from './history-reads.js';
@@ -33,7 +33,7 @@ import { type Position, hasPosition, messageHead, readPositioned } from './posit
 import { Probe, type ProbeCounts } from './probe.js';
 import { SequenceStamper, SequenceTracker } from './sequence.js';
 import { ReconnectBound, ShardReadiness, UNKNOWN_SHARD, groupBySlot, isSubscriptionLost, keySlot, mastersOf, nameOnShard } from './shards.js';
-import { type BatchWriter, type PublishBatch, PublishBatcher } from './publish-batch.js';
+import { type PublishBatch, PublishBatcher } from './publish-batch.js';
 import type { RedisBusOptions } from './redis.js';
 import { GapLog, readForRepair } from './repair-reads.js';
 import { SlotRefresh } from './slot-refresh.js';
@@ -165,13 +165,7 @@ export class ClusterBus implements Bus {
     // History on, a batch holds hub channels (the script names their keys); off, shard channel names.
     const send = store === null ? publishManyScript(this.cluster, 'SPUBLISH') : (batch: PublishBatch) => store.publishBatch(batch.channels, batch.messages);
     const slotOf = store === null ? keySlot : (channel: string) => keySlot(this.redisName(channel));
-    const perSlot = new RedisBatchWriter(send, () => !this.closed && this.cluster.status === 'ready');
-    const writer: BatchWriter = {
-      write: (batch) => {
-        for (const run of batch.runsBy(slotOf)) perSlot.write(run);
-      },
-    };
-    this.batcher = new PublishBatcher(writer);
+    this.batcher = new PublishBatcher(new SlotRunsWriter(slotOf, new RedisBatchWriter(send, () => !this.closed && this.cluster.status === 'ready')));
     this.wire();
   }
 
