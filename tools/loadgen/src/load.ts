@@ -4,6 +4,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
 import { type Layout, type Placement, spread } from './layout.js';
+import { AddressBlocks, sourceAddress } from './source-ports.js';
 import type { Dialect, PublisherDialect, PublisherReply, PublisherRequest, SubscriberReply, SubscriberRequest } from './ipc.js';
 
 const SUBSCRIBER = fileURLToPath(new URL('./subscriber.js', import.meta.url));
@@ -66,17 +67,14 @@ export interface Totals {
   histogram: hdr.Histogram | null;
 }
 
-/**
- * 127.0.0.2, .3 ...: each load process its own source address, so each its own ephemeral port
- * range (a connection's source port must be unique per source address).
- */
-function sourceAddress(process: number): string {
-  return `127.0.0.${2 + process}`;
-}
+/** Each Subscribers takes the next block of source addresses (source-ports.ts). */
+const blocks = new AddressBlocks(process.pid);
 
 /** Subscriber connections spread over several processes, each with its own loopback source address. */
 export class Subscribers {
   private readonly workers: Worker<SubscriberRequest, SubscriberReply>[] = [];
+  /** This set's address block: load process i connects from 127.0.<block>.<2+i>. */
+  private readonly block = blocks.next();
 
   constructor(processes: number) {
     for (let i = 0; i < processes; i++) this.workers.push(new Worker(SUBSCRIBER));
@@ -91,7 +89,7 @@ export class Subscribers {
     const shares = spread(layout, this.workers.length, urlOf);
     const replies = await Promise.all(
       this.workers.map((w, i) =>
-        w.request({ type: 'connect', dialect, targets: shares[i]!, localAddress: sourceAddress(i), concurrency }, 'connected', 300_000),
+        w.request({ type: 'connect', dialect, targets: shares[i]!, localAddress: sourceAddress(this.block, i), concurrency }, 'connected', 300_000),
       ),
     );
     const failed = replies.reduce((a, r) => a + r.failed, 0);
@@ -106,7 +104,7 @@ export class Subscribers {
     const perProcess = Math.max(1, Math.round(batch / this.workers.length));
     const replies = await Promise.all(
       this.workers.map((w, i) =>
-        w.request({ type: 'churn', dialect, targets: shares[i]!, localAddress: sourceAddress(i), batch: perProcess }, 'churned', 600_000),
+        w.request({ type: 'churn', dialect, targets: shares[i]!, localAddress: sourceAddress(this.block, i), batch: perProcess }, 'churned', 600_000),
       ),
     );
     const failed = replies.reduce((a, r) => a + r.failed, 0);

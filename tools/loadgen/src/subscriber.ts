@@ -6,6 +6,7 @@ import * as hdr from 'hdr-histogram-js';
 import type { ConnectTarget, Dialect, SubscriberReply, SubscriberRequest } from './ipc.js';
 import { nowMicros, readPayload } from './payload.js';
 import { MiniWebSocket } from './wsclient.js';
+import { SourcePorts } from './source-ports.js';
 
 interface Conn {
   ws: MiniWebSocket | null;
@@ -36,6 +37,14 @@ function onPayload(conn: Conn, chunk: Buffer, start: number, end: number): void 
   histogram.recordValue(latency < 1 ? 1 : latency);
 }
 
+/** This process's source ports, per source address it was given (one in practice). */
+const sources = new Map<string, SourcePorts>();
+function sourceOf(localAddress: string): SourcePorts {
+  let source = sources.get(localAddress);
+  if (source === undefined) sources.set(localAddress, (source = new SourcePorts(localAddress)));
+  return source;
+}
+
 /** Opens one connection; resolves once the target will deliver broadcasts to it. */
 function open(url: string, dialect: Dialect, localAddress: string): Promise<Conn> {
   return new Promise((resolve, reject) => {
@@ -50,7 +59,7 @@ function open(url: string, dialect: Dialect, localAddress: string): Promise<Conn
       clearTimeout(timer);
       resolve(conn);
     };
-    conn.ws = new MiniWebSocket(url, localAddress, {
+    conn.ws = new MiniWebSocket(url, sourceOf(localAddress), {
       onOpen: () => {
         if (dialect === 'plain') onReady();
       },

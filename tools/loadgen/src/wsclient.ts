@@ -6,6 +6,7 @@
 // frames; anything this client does not expect ends the connection.
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { PORT_ATTEMPTS, type SourcePorts } from './source-ports.js';
 
 export interface FrameSink {
   /** A text or binary frame's payload is chunk[start, end). */
@@ -18,25 +19,48 @@ const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
 
 export class MiniWebSocket {
-  private readonly socket: Socket;
+  private socket!: Socket;
   private upgraded = false;
   private pending: Buffer | null = null;
   private ended = false;
+  private readonly url: URL;
 
-  constructor(url: string, localAddress: string, private readonly sink: FrameSink) {
-    const u = new URL(url);
-    this.socket = connect({ host: u.hostname, port: Number(u.port), localAddress });
-    this.socket.setNoDelay(true);
-    this.socket.on('connect', () => {
+  /** source: a local address (the kernel picks the port), or the process's own ports on its address. */
+  constructor(url: string, private readonly source: string | SourcePorts, private readonly sink: FrameSink) {
+    this.url = new URL(url);
+    this.dial(PORT_ATTEMPTS);
+  }
+
+  private dial(attemptsLeft: number): void {
+    const u = this.url;
+    const source = this.source;
+    const socket =
+      typeof source === 'string'
+        ? connect({ host: u.hostname, port: Number(u.port), localAddress: source })
+        : connect({ host: u.hostname, port: Number(u.port), localAddress: source.address, localPort: source.next() });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    let connected = false;
+    socket.on('connect', () => {
+      connected = true;
       const key = randomBytes(16).toString('base64');
-      this.socket.write(
+      socket.write(
         `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
           `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
       );
     });
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('error', (err) => this.end(err.message));
-    this.socket.on('close', () => this.end('socket closed'));
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err: Error & { code?: string }) => {
+      // The chosen port is still held (an earlier run's TIME_WAIT): the next one.
+      if (!connected && !this.ended && err.code === 'EADDRINUSE' && typeof source !== 'string' && attemptsLeft > 1) {
+        socket.removeAllListeners('close');
+        socket.destroy();
+        this.dial(attemptsLeft - 1);
+        return;
+      }
+      this.end(err.message);
+    });
+    socket.on('close', () => this.end('socket closed'));
   }
 
   get open(): boolean {
