@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { type TestContext, after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { type Bus, type BusListener, BusUnavailableError } from '../../services/gateway/src/bus/bus.js';
+import { type Bus, type BusListener, BusUnavailableError, type PublishReceipt } from '../../services/gateway/src/bus/bus.js';
 import { MemoryBus } from '../../services/gateway/src/bus/memory.js';
 import { type Position, isValidEpoch } from '../../services/gateway/src/bus/position.js';
 import { RedisBus } from '../../services/gateway/src/bus/redis.js';
@@ -14,6 +14,7 @@ import { type RedisCluster, startRedisCluster } from '../../tools/kit/src/redis-
 import { HistoryReadPurpose } from '../../services/gateway/src/codes.js';
 import { ChannelRecovery, Recovery, type RecoveryResult } from '../../services/gateway/src/recovery.js';
 import { Stats } from '../../services/gateway/src/stats.js';
+import { publishOn } from '../helpers/bus.js';
 import { type RedisHandle, startRedis, uniquePrefix } from '../helpers/redis.js';
 import { freePort, within } from '../helpers/wait.js';
 
@@ -86,6 +87,8 @@ interface Harness {
   outage(): { stop(): Promise<void>; start(): Promise<void> } | string;
   /** Drops every subscriber connection once (they reconnect at once), or why there is none. */
   readonly killSubscribers: (() => Promise<void>) | string;
+  /** Freezes the backend (nothing answered, sockets open) and thaws it, or why it cannot. */
+  freeze(): { freeze(): void; thaw(): void } | string;
 }
 
 const text = (s: string): Buffer => Buffer.from(s);
@@ -102,6 +105,44 @@ async function started(t: TestContext, bus: Bus, waitReady: boolean, stats = new
 /** Rejects like the contract says a publish that was certainly not sent does. */
 async function refusedUnsent(publish: Promise<void>): Promise<void> {
   await assert.rejects(publish, (err: unknown) => err instanceof BusUnavailableError && err.sent === false);
+}
+
+/** Records every settle of a publish: its token and outcome, in the order the bus settled them. */
+class Settles implements PublishReceipt<number> {
+  readonly tokens: number[] = [];
+  readonly errors: (BusUnavailableError | null)[] = [];
+  private waiters: (() => void)[] = [];
+
+  settled(token: number, err: BusUnavailableError | null): void {
+    this.tokens.push(token);
+    this.errors.push(err);
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  async until(n: number, what: string, timeoutMs = 10_000): Promise<void> {
+    const wait = async (): Promise<void> => {
+      while (this.tokens.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    };
+    await within(wait(), timeoutMs, what);
+  }
+}
+
+/** Publishes n messages on channels in turn, all in one event-loop turn; none is settled during the loop. */
+function publishInOneTurn(bus: Bus, channels: readonly string[], n: number, settles: Settles, body: (channel: string, i: number) => Buffer): void {
+  for (let i = 0; i < n; i++) {
+    const channel = channels[i % channels.length]!;
+    assert.equal(bus.publish(channel, body(channel, i), settles, i), null, 'taken');
+  }
+  assert.deepEqual(settles.tokens, [], 'nothing settled during publish()');
+}
+
+/** Each of n tokens settled once, in publish order per channel (token i went to channel i % channels). */
+function assertSettledInOrder(tokens: readonly number[], channels: number, n: number): void {
+  assert.deepEqual([...tokens].sort((x, y) => x - y), Array.from({ length: n }, (_, i) => i), 'each once');
+  for (let k = 0; k < channels; k++) {
+    const on = tokens.filter((i) => i % channels === k);
+    assert.deepEqual(on, [...on].sort((x, y) => x - y), `channel ${k}: in publish order`);
+  }
 }
 
 interface Case {
@@ -125,11 +166,11 @@ const CASES: readonly Case[] = [
       b.bus.subscribe('news');
       await b.bus.whenLive('news');
       const payload = Buffer.from([0x7b, 0x00, 0xff, 0xc3, 0xa9, 0x7d]);
-      await a.bus.publish('news', payload);
-      await a.bus.publish('elsewhere', text('not for b'));
+      await publishOn(a.bus, 'news', payload);
+      await publishOn(a.bus, 'elsewhere', text('not for b'));
       await b.events.until(() => b.events.received.length >= 1, 'the message');
       assert.deepEqual(b.events.received[0], { channel: 'news', payload });
-      await a.bus.publish('news', text('second'));
+      await publishOn(a.bus, 'news', text('second'));
       await b.events.until(() => b.events.received.length >= 2, 'the second message');
       assert.deepEqual(b.events.on('elsewhere'), [], 'a channel b does not hold');
     },
@@ -143,7 +184,7 @@ const CASES: readonly Case[] = [
       for (const c of channels) b.bus.subscribe(c);
       await within(Promise.all(channels.map((c) => b.bus.whenLive(c))), 5000, 'every channel to be live');
       // Live means: a message published from now on arrives.
-      for (const c of channels) await a.bus.publish(c, text(c));
+      for (const c of channels) await publishOn(a.bus, c, text(c));
       await b.events.until(() => b.events.received.length === channels.length, 'one message per channel');
       assert.deepEqual(b.events.received.map((m) => m.channel), channels);
     },
@@ -155,15 +196,15 @@ const CASES: readonly Case[] = [
       b.bus.subscribe('x');
       b.bus.subscribe('y');
       await Promise.all([b.bus.whenLive('x'), b.bus.whenLive('y')]);
-      await a.bus.publish('x', text('one'));
+      await publishOn(a.bus, 'x', text('one'));
       await b.events.until(() => b.events.on('x').length === 1, 'the first message');
       b.bus.unsubscribe('x');
       // A later subscribe goes on the same connection, after the unsubscribe: once it is live,
       // the unsubscribe has taken effect too.
       b.bus.subscribe('z');
       await b.bus.whenLive('z');
-      await a.bus.publish('x', text('two'));
-      await a.bus.publish('y', text('marker'));
+      await publishOn(a.bus, 'x', text('two'));
+      await publishOn(a.bus, 'y', text('marker'));
       await b.events.until(() => b.events.on('y').length === 1, 'the marker published after');
       assert.deepEqual(b.events.on('x'), ['one']);
     },
@@ -177,12 +218,52 @@ const CASES: readonly Case[] = [
       await Promise.all([b.bus.whenLive('p'), b.bus.whenLive('q')]);
       const sent = Array.from({ length: 300 }, (_, i) => ({ channel: i % 3 === 0 ? 'q' : 'p', body: String(i) }));
       // Not awaited one by one: all in flight at once.
-      await Promise.all(sent.map((m) => a.bus.publish(m.channel, text(m.body))));
+      await Promise.all(sent.map((m) => publishOn(a.bus, m.channel, text(m.body))));
       await b.events.until(() => b.events.received.length === sent.length, 'every message');
       assert.deepEqual(
         b.events.received.map((m) => ({ channel: m.channel, body: m.payload.toString() })),
         sent,
       );
+    },
+  },
+  {
+    name: 'publishes of one turn, more than one batch holds: each settled once, in publish order per channel, delivered in order per channel',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t);
+      const channels = ['s1', 's2', 's3'];
+      for (const c of channels) b.bus.subscribe(c);
+      await Promise.all(channels.map((c) => b.bus.whenLive(c)));
+      const settles = new Settles();
+      const n = 600; // more than BATCH_LIMITS.maxCount: several batches in one turn
+      publishInOneTurn(a.bus, channels, n, settles, (_c, i) => text(`m${i}`));
+      await settles.until(n, 'every publish settled');
+      assertSettledInOrder(settles.tokens, channels.length, n);
+      // One connection answers in order; Redis Cluster's masters answer apart.
+      if (h.name !== 'ClusterBus') assert.deepEqual(settles.tokens, Array.from({ length: n }, (_, i) => i), 'in publish order overall');
+      assert.ok(settles.errors.every((e) => e === null), 'all taken');
+      await b.events.until(() => b.events.received.length === n, 'every message delivered');
+      for (const [k, c] of channels.entries()) {
+        const expected = Array.from({ length: n / channels.length }, (_, j) => `m${j * channels.length + k}`);
+        assert.deepEqual(b.events.on(c), expected, `${c} in publish order`);
+      }
+    },
+  },
+  {
+    name: 'a batch the backend took but did not answer in time: every entry fails as sent, unconfirmed',
+    run: async (h, t) => {
+      const frozen = h.freeze();
+      if (typeof frozen === 'string') return t.skip(frozen);
+      const { a } = await h.pair(t);
+      const settles = new Settles();
+      frozen.freeze();
+      try {
+        publishInOneTurn(a.bus, ['u1', 'u2'], 3, settles, (_c, i) => text(`u${i}`));
+        await settles.until(3, 'the timeout of the batch', 15_000);
+      } finally {
+        frozen.thaw();
+      }
+      assert.deepEqual(settles.tokens, [0, 1, 2]);
+      for (const err of settles.errors) assert.ok(err instanceof BusUnavailableError && err.sent, `sent, unconfirmed: ${err?.message}`);
     },
   },
   {
@@ -193,7 +274,7 @@ const CASES: readonly Case[] = [
       const { bus } = await down;
       assert.equal(bus.ready, false);
       const started = Date.now();
-      await refusedUnsent(bus.publish('c', text('lost')));
+      await refusedUnsent(publishOn(bus, 'c', text('lost')));
       assert.ok(Date.now() - started < 1000, 'refused at once, not after a timeout');
     },
   },
@@ -216,7 +297,7 @@ const CASES: readonly Case[] = [
       await b.events.until(() => b.events.states.at(-1) === true, 'readiness true again', 15_000);
       await a.events.until(() => a.events.states.at(-1) === true, 'readiness true again on the publisher', 15_000);
       await within(b.bus.whenLive('o'), 5000, 'the channel to be live again');
-      await a.bus.publish('o', text('after'));
+      await publishOn(a.bus, 'o', text('after'));
       await b.events.until(() => b.events.on('o').includes('after'), 'a message after the outage');
       assert.deepEqual(b.events.on('o'), ['after']);
       assert.deepEqual(b.events.states, [true, false, true], 'one edge each way');
@@ -229,7 +310,7 @@ const CASES: readonly Case[] = [
       await b.bus.close();
       assert.equal(b.bus.ready, false);
       assert.deepEqual(b.events.states, [true, false]);
-      await refusedUnsent(b.bus.publish('c', text('after close')));
+      await refusedUnsent(publishOn(b.bus, 'c', text('after close')));
       b.bus.subscribe('c');
       await within(b.bus.whenLive('c'), 5000, 'whenLive on a closed bus');
       await b.bus.close();
@@ -246,7 +327,7 @@ const frame = (channel: string, n: number): Buffer => Buffer.from(`{"op":"messag
 async function published(a: Subject, b: Subject, channel: string, n: number): Promise<{ offset: number; epoch: string }[]> {
   b.bus.subscribe(channel);
   await b.bus.whenLive(channel);
-  for (let i = 1; i <= n; i++) await a.bus.publish(channel, frame(channel, i));
+  for (let i = 1; i <= n; i++) await publishOn(a.bus, channel, frame(channel, i));
   await b.events.until(() => b.events.positions.filter((p) => p.channel === channel).length === n, `${n} messages on ${channel}`);
   return b.events.positions.filter((p) => p.channel === channel).map(({ offset, epoch }) => ({ offset, epoch }));
 }
@@ -273,6 +354,29 @@ const RECOVERY_CASES: readonly Case[] = [
       assert.ok(positions.every((p) => p.epoch === epoch));
       const frames = b.events.on('h').map((text) => JSON.parse(text) as Record<string, unknown>);
       assert.deepEqual(frames, [1, 2, 3].map((n) => ({ op: 'message', channel: 'h', data: n, offset: n, epoch })));
+    },
+  },
+  {
+    name: 'history: the publishes of one turn, over several batches: offsets 1..n per channel in publish order, each settled once, in order per channel',
+    run: async (h, t) => {
+      const { a, b } = await h.pair(t, { size: 1000, ttlS: 60 });
+      const channels = ['hb1', 'hb2'];
+      for (const c of channels) b.bus.subscribe(c);
+      await Promise.all(channels.map((c) => b.bus.whenLive(c)));
+      const settles = new Settles();
+      const n = 600;
+      publishInOneTurn(a.bus, channels, n, settles, (c, i) => frame(c, i));
+      await settles.until(n, 'every publish settled');
+      assertSettledInOrder(settles.tokens, channels.length, n);
+      assert.ok(settles.errors.every((e) => e === null), 'all taken');
+      await b.events.until(() => b.events.positions.length === n, 'every message delivered');
+      for (const [k, c] of channels.entries()) {
+        const on = b.events.positions.filter((p) => p.channel === c);
+        assert.deepEqual(on.map((p) => p.offset), Array.from({ length: n / 2 }, (_, j) => j + 1), `${c}: offsets 1..n`);
+        assert.ok(on.every((p) => p.epoch === on[0]!.epoch), `${c}: one epoch`);
+        const data = b.events.on(c).map((m) => (JSON.parse(m) as { data: number }).data);
+        assert.deepEqual(data, Array.from({ length: n / 2 }, (_, j) => 2 * j + k), `${c}: in publish order`);
+      }
     },
   },
   {
@@ -344,7 +448,7 @@ const RECOVERY_CASES: readonly Case[] = [
       await b.bus.whenLive('g');
       let sent = 0;
       const publishSome = async (n: number): Promise<void> => {
-        for (let i = 0; i < n; i++) await a.bus.publish('g', frame('g', ++sent));
+        for (let i = 0; i < n; i++) await publishOn(a.bus, 'g', frame('g', ++sent));
       };
       await publishSome(50);
       // Killed mid-stream: what is published until b is resubscribed is repaired on the next message.
@@ -374,6 +478,7 @@ const memory: Harness = {
   unreachable: () => 'the in-process bus has no backend to lose',
   outage: () => 'the in-process bus has no backend to lose',
   killSubscribers: 'the in-process bus has no connection to lose',
+  freeze: () => 'the in-process bus has no backend to freeze',
 };
 
 function redisHarness(redis: () => RedisHandle): Harness {
@@ -395,6 +500,10 @@ function redisHarness(redis: () => RedisHandle): Harness {
     outage: () => {
       const handle = redis();
       return handle.restartUnsupported ?? { stop: () => handle.stop(), start: () => handle.start() };
+    },
+    freeze: () => {
+      const handle = redis();
+      return handle.restartUnsupported ?? { freeze: () => handle.freeze(), thaw: () => handle.thaw() };
     },
     killSubscribers: async () => {
       const admin = redis().client();
@@ -436,6 +545,7 @@ function clusterHarness(rc: () => RedisCluster): Harness {
         },
       };
     },
+    freeze: () => 'covered on one Redis: the per-slot batches share its writer (RedisBatchWriter)',
     // Every sharded subscriber connection, on every master at once.
     killSubscribers: async () => {
       const cluster = rc();

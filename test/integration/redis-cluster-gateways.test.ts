@@ -13,6 +13,7 @@ import { ClusterBus } from '../../services/gateway/src/bus/redis-cluster.js';
 import { keySlot } from '../../services/gateway/src/bus/shards.js';
 import { Stats } from '../../services/gateway/src/stats.js';
 import { type NodeRole, type RedisCluster, startRedisCluster } from '../../tools/kit/src/redis-cluster.js';
+import { publishOn } from '../helpers/bus.js';
 import { TestClient } from '../helpers/client.js';
 import { type GatewayProcess, startGateway } from '../helpers/gateway.js';
 import { uniquePrefix } from '../helpers/redis.js';
@@ -186,7 +187,7 @@ describe('gateways on Redis Cluster', { timeout: 180_000 }, () => {
     const frame = (n: number): Buffer => Buffer.from(`{"op":"message","channel":"f","data":${n}}`);
     sub.subscribe('f');
     await sub.whenLive('f');
-    for (let n = 1; n <= 5; n++) await pub.publish('f', frame(n));
+    for (let n = 1; n <= 5; n++) await publishOn(pub, 'f', frame(n));
     await waitUntil(() => events.length === 5, { timeoutMs: 10_000, what: 'offsets 1-5 delivered' });
     const epoch = events[0]!.epoch;
 
@@ -207,7 +208,7 @@ describe('gateways on Redis Cluster', { timeout: 180_000 }, () => {
     assert.equal(stats.busRewound, 2, 'offsets 4 and 5 went back');
     assert.equal(await direct.hget(meta, 'e'), lost.epoch, 'stored: every gateway sees the new epoch');
     await sub.whenLive('f');
-    await pub.publish('f', frame(6));
+    await publishOn(pub, 'f', frame(6));
     await waitUntil(() => events.at(-1)?.kind === 'message' && events.at(-1)!.epoch === lost.epoch, { timeoutMs: 10_000, what: 'the next message' });
     assert.deepEqual(events.at(-1), { kind: 'message', offset: 1, epoch: lost.epoch }, 'offset 4 is never reused under the old epoch');
   });

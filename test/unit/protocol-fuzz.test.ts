@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { ChannelPatterns } from '../../services/gateway/src/auth.js';
 import { ErrorCode } from '../../services/gateway/src/codes.js';
+import { MemberSpan } from '../../services/gateway/src/json-span.js';
 import {
+  MAX_DATA_DEPTH,
   encodeMessage,
   isProtocolError,
   isValidChannel,
@@ -14,6 +16,7 @@ import {
   parsePublishBody,
   tryEncodeMessage,
 } from '../../services/gateway/src/protocol.js';
+import { mulberry32 } from '../helpers/random.js';
 
 const SEED = 20251126;
 const CODES = new Set<string>(Object.values(ErrorCode));
@@ -122,5 +125,94 @@ test('channel patterns: never throw; exact patterns and prefixes grant what they
       for (const p of claim) if (!p.endsWith('*')) assert.ok(parsed.allows(p));
     }),
     { seed: SEED, numRuns: 2000 },
+  );
+});
+
+/**
+ * JSON text for value as a client might write it: random whitespace between tokens and random
+ * characters of strings and keys written as \u escapes (rnd decides), so the scanner meets every
+ * spelling JSON.parse accepts.
+ */
+function spell(value: unknown, rnd: () => number): string {
+  const space = (): string => ['', '', ' ', '\n', '\t', '\r\n  '][Math.floor(rnd() * 6)]!;
+  const str = (s: string): string => {
+    let out = '"';
+    for (const ch of s) {
+      if (rnd() < 0.2) for (let i = 0; i < ch.length; i++) out += `\\u${ch.charCodeAt(i).toString(16).padStart(4, '0')}`;
+      else out += JSON.stringify(ch).slice(1, -1);
+    }
+    return `${out}"`;
+  };
+  if (Array.isArray(value)) return `[${space()}${value.map((v) => `${space()}${spell(v, rnd)}${space()}`).join(',')}]`;
+  if (typeof value === 'string') return str(value);
+  if (value !== null && typeof value === 'object') {
+    const members = Object.entries(value).map(([k, v]) => `${space()}${str(k)}${space()}:${space()}${spell(v, rnd)}${space()}`);
+    return `{${space()}${members.join(',')}${space()}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function depth(value: unknown): number {
+  if (value === null || typeof value !== 'object') return 0;
+  return 1 + Math.max(0, ...Object.values(value).map(depth));
+}
+
+/** A publish frame around data, its members shuffled, sometimes with decoy `data` members before the real one. */
+const publishFrames = fc.tuple(channel, fc.jsonValue(), fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 2 }), fc.integer()).map(([c, data, decoys, seed]) => {
+  const rnd = mulberry32(seed);
+  const members: string[] = [`"op":${spell('publish', rnd)}`, `"channel":${spell(c, rnd)}`, `"id":${spell(seed, rnd)}`, `"other":${spell(decoys, rnd)}`];
+  members.sort(() => rnd() - 0.5);
+  const at = Math.floor(rnd() * (members.length + 1));
+  const dataMembers = [...decoys, data].map((d) => `${spell('data', rnd)}:${spell(d, rnd)}`);
+  members.splice(at, 0, ...dataMembers);
+  return { channel: c, data, text: ` {${members.join(',')}} ` };
+});
+
+test('the scanner finds exactly the data JSON.parse keeps, whatever the spelling', () => {
+  const span = new MemberSpan('data');
+  fc.assert(
+    fc.property(publishFrames, ({ data, text }) => {
+      const bytes = Buffer.from(text);
+      assert.ok(span.find(bytes), text);
+      assert.deepEqual(JSON.parse(bytes.toString('utf8', span.start, span.end)), (JSON.parse(text) as { data: unknown }).data);
+      assert.equal(span.depth, depth(data));
+    }),
+    { seed: SEED, numRuns: 2000 },
+  );
+});
+
+test('from bytes, a publish is spliced: what subscribers receive parses to what was sent', () => {
+  fc.assert(
+    fc.property(publishFrames, ({ channel: c, data, text }) => {
+      const parsed = parseCommand(Buffer.from(text));
+      assert.ok(!isProtocolError(parsed) && parsed.op === 'publish', text);
+      assert.ok(parsed.raw !== undefined, 'spliced');
+      const message = JSON.parse(encodeMessage(parsed.channel, parsed.data, parsed.raw).toString('utf8')) as unknown;
+      assert.deepEqual(message, JSON.parse(JSON.stringify({ op: 'message', channel: c, data })));
+      const body = parsePublishBody(Buffer.from(text));
+      assert.ok(!isProtocolError(body) && body.raw !== undefined);
+      assert.deepEqual(JSON.parse(encodeMessage(body.channel, body.data, body.raw).toString('utf8')), message);
+    }),
+    { seed: SEED, numRuns: 1000 },
+  );
+});
+
+test('from bytes, deep nesting: refused past MAX_DATA_DEPTH, spliced up to it, never thrown', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 3 * MAX_DATA_DEPTH }), fc.constantFrom('[', '{"a":'), (levels, open) => {
+      const close = open === '[' ? ']' : '}';
+      const nest = `${open.repeat(levels)}${open === '[' ? '' : '1'}${close.repeat(levels)}`;
+      const parsed = parseCommand(Buffer.from(`{"op":"publish","channel":"c","data":${nest}}`));
+      if (levels > MAX_DATA_DEPTH) {
+        assert.ok(isProtocolError(parsed));
+        assert.deepEqual([parsed.error, parsed.op], [ErrorCode.InvalidMessage, 'publish']);
+        return;
+      }
+      assert.ok(!isProtocolError(parsed) && parsed.op === 'publish' && parsed.raw !== undefined);
+      const encoded = tryEncodeMessage('c', parsed.data, parsed.raw);
+      assert.ok(!isProtocolError(encoded));
+      assert.equal(encoded.toString(), `{"op":"message","channel":"c","data":${nest}}`);
+    }),
+    { seed: SEED, numRuns: 60 },
   );
 });

@@ -1,9 +1,10 @@
 // The wire protocol: command parsing, HTTP publish bodies, encoders, and the ?channels query.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { messageHead } from '../../services/gateway/src/bus/position.js';
+import { messageData, messageHead, positionedMessage } from '../../services/gateway/src/bus/position.js';
 import { ErrorCode } from '../../services/gateway/src/codes.js';
 import {
+  MAX_DATA_DEPTH,
   type ParseResult,
   type ProtocolError,
   encodeAck,
@@ -380,6 +381,50 @@ describe('tryEncodeMessage', () => {
     assert.ok(isProtocolError(result));
     assert.equal(result.error, ErrorCode.InvalidMessage);
     assert.equal(result.op, 'publish');
+  });
+});
+
+describe('splicing the client\'s data bytes (issue 13)', () => {
+  const frame = Buffer.from('{ "op" : "publish", "channel":"news", "data" : { "b" : [1, 2.50, "\\u00e9"] , "a" : null } , "id":7 }');
+  const spliced = '{"op":"message","channel":"news","data":{ "b" : [1, 2.50, "\\u00e9"] , "a" : null }}';
+
+  test('a publish parsed from bytes carries where its data is; encoding copies those bytes as sent', { timeout: 5000 }, () => {
+    const parsed = parseCommand(frame);
+    assert.ok(!isProtocolError(parsed) && parsed.op === 'publish' && parsed.raw !== undefined);
+    assert.deepEqual(parsed.data, { b: [1, 2.5, 'é'], a: null });
+    assert.equal(parsed.id, 7);
+    assert.equal(encodeMessage(parsed.channel, parsed.data, parsed.raw).toString(), spliced);
+    assert.deepEqual(JSON.parse(spliced), { op: 'message', channel: 'news', data: parsed.data });
+    // Parsed from a string there is nothing to splice: the data is re-encoded, as before.
+    assert.deepEqual(parseCommand(frame.toString()), { op: 'publish', channel: 'news', data: parsed.data, id: 7 });
+  });
+
+  test('POST /publish bodies are spliced too, unless they are not UTF-8 (then re-encoded, bad bytes as U+FFFD)', { timeout: 5000 }, () => {
+    const body = parsePublishBody(Buffer.from('{"channel":"news","data":["ok", 1]}'));
+    assert.ok(!isProtocolError(body) && body.raw !== undefined);
+    assert.equal(encodeMessage(body.channel, body.data, body.raw).toString(), '{"op":"message","channel":"news","data":["ok", 1]}');
+    const bad = Buffer.concat([Buffer.from('{"channel":"news","data":"a'), Buffer.from([0xff]), Buffer.from('b"}')]);
+    const fallback = parsePublishBody(bad);
+    assert.ok(!isProtocolError(fallback));
+    assert.equal(fallback.raw, undefined);
+    assert.equal(encodeMessage(fallback.channel, fallback.data, fallback.raw).toString(), '{"op":"message","channel":"news","data":"a\ufffdb"}');
+  });
+
+  test('the spliced message works as a history head: its data slices back out as sent', { timeout: 5000 }, () => {
+    const parsed = parseCommand(frame);
+    assert.ok(!isProtocolError(parsed) && parsed.op === 'publish');
+    const stored = positionedMessage(messageHead(encodeMessage(parsed.channel, parsed.data, parsed.raw)), 3, 'q3LwG0c1xZ_a');
+    assert.equal(messageData(stored, 'news', 3, 'q3LwG0c1xZ_a').toString(), '{ "b" : [1, 2.50, "\\u00e9"] , "a" : null }');
+  });
+
+  test('data nested deeper than MAX_DATA_DEPTH is invalid_message from bytes; at the bound it is spliced', { timeout: 5000 }, () => {
+    const nest = (levels: number): string => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+    const over = parseCommand(Buffer.from(`{"op":"publish","channel":"a","id":3,"data":${nest(MAX_DATA_DEPTH + 1)}}`));
+    assert.deepEqual(assertError(over, ErrorCode.InvalidMessage), { error: ErrorCode.InvalidMessage, message: `data nests deeper than ${MAX_DATA_DEPTH} levels`, id: 3, op: 'publish' });
+    assertError(parsePublishBody(Buffer.from(`{"channel":"a","data":${nest(MAX_DATA_DEPTH + 1)}}`)), ErrorCode.InvalidMessage);
+    const at = parseCommand(Buffer.from(`{"op":"publish","channel":"a","data":${nest(MAX_DATA_DEPTH)}}`));
+    assert.ok(!isProtocolError(at) && at.op === 'publish');
+    assert.equal(tryEncodeMessage('a', at.data, at.raw).toString(), `{"op":"message","channel":"a","data":${nest(MAX_DATA_DEPTH)}}`);
   });
 });
 

@@ -4,7 +4,7 @@
 // an expired token with 4001.
 import type { Logger } from 'pino';
 import type { Grant } from './auth.js';
-import type { Bus } from './bus/bus.js';
+import type { Bus, BusUnavailableError, PublishReceipt } from './bus/bus.js';
 import type { Client } from './client.js';
 import { Disconnect, ErrorCode, HistoryReadPurpose, RecoveryResult, Refusal, type Refused } from './codes.js';
 import type { ExpirySchedule } from './expiry.js';
@@ -19,7 +19,7 @@ import {
   isProtocolError,
   parseCommand,
 } from './protocol.js';
-import { type PublishBody, type PublishPipeline, isPending } from './publish.js';
+import type { PublishBody, PublishPipeline } from './publish.js';
 import { TokenBucket, Verdict } from './ratelimit.js';
 import { ChannelRecovery, type RecoveryLimits } from './recovery.js';
 import type { Stats } from './stats.js';
@@ -73,6 +73,7 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
   // Infinity (auth off) is never scheduled.
   ctx.expiries.add(client, grant.expiresAt);
 
+  const publishes = new PublishReplies(ctx, client);
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     client.markAlive();
     if (!admit()) return;
@@ -81,7 +82,7 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
       return;
     }
     try {
-      handleCommand(ctx, client, grant, data.toString('utf8'));
+      handleCommand(ctx, client, grant, data, publishes);
     } catch (err) {
       // A bug, not bad input (that gets an error frame): close this client, keep serving the rest.
       ctx.log.error({ client: client.id, err }, 'command handler failed');
@@ -107,11 +108,11 @@ export function attachConnection(ctx: ConnectionContext, client: Client, grant: 
   });
 }
 
-function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, text: string): void {
-  const command = parseCommand(text);
+function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, frame: Buffer, publishes: PublishReplies): void {
+  const command = parseCommand(frame);
   if (isProtocolError(command)) {
     // A malformed publish is still a publish: the pipeline counts it.
-    if (command.op === 'publish') publish(ctx, client, grant, command, command.id);
+    if (command.op === 'publish') publish(ctx, client, grant, command, command.id, publishes);
     else sendError(ctx, client, command.error, command.message, command.id);
     return;
   }
@@ -128,7 +129,7 @@ function handleCommand(ctx: ConnectionContext, client: Client, grant: Grant, tex
       if (command.id !== undefined) client.reply(encodeAck(command.id));
       return;
     case 'publish':
-      publish(ctx, client, grant, command, command.id);
+      publish(ctx, client, grant, command, command.id, publishes);
       return;
     case 'ping':
       if (command.id !== undefined) client.reply(encodeAck(command.id));
@@ -206,19 +207,30 @@ function publish(
   grant: Grant,
   body: PublishBody | ProtocolError,
   id: RequestId | undefined,
+  publishes: PublishReplies,
 ): void {
-  const result = ctx.wsPublishes.publish(grant, body, client.pendingCommands >= MAX_PENDING_PER_CLIENT);
-  if (!isPending(result)) {
-    sendRefusal(ctx, client, result, id);
+  const refused = ctx.wsPublishes.publish(grant, body, client.pendingCommands >= MAX_PENDING_PER_CLIENT, publishes, id);
+  if (refused !== null) {
+    sendRefusal(ctx, client, refused, id);
     return;
   }
+  // The bus settles it in a later turn, on this connection's receipt, with the id as the token.
   client.commandStarted();
-  // The one closure per publish: it carries the client and the request id to the reply.
-  result.then((refused) => {
-    client.commandSettled();
-    if (refused !== null) sendRefusal(ctx, client, refused, id);
-    else if (id !== undefined) client.reply(encodeAck(id));
-  });
+}
+
+/** One per connection: the bus's answer to each of its publishes becomes an ack or an error frame, without a Promise or closure per publish. */
+class PublishReplies implements PublishReceipt<RequestId | undefined> {
+  constructor(
+    private readonly ctx: ConnectionContext,
+    private readonly client: Client,
+  ) {}
+
+  settled(id: RequestId | undefined, err: BusUnavailableError | null): void {
+    this.client.commandSettled();
+    const refused = this.ctx.wsPublishes.settled(err);
+    if (refused !== null) sendRefusal(this.ctx, this.client, refused, id);
+    else if (id !== undefined) this.client.reply(encodeAck(id));
+  }
 }
 
 function sendRefusal(ctx: ConnectionContext, client: Client, { refusal, detail }: Refused, id?: RequestId): void {

@@ -223,7 +223,7 @@ function readAndPublish(ctx: HttpContext, req: IncomingMessage, res: ServerRespo
   });
   req.on('end', () => {
     if (aborted) return;
-    const result = pipeline.publish(grant, parsePublishBody(Buffer.concat(chunks, size).toString('utf8')));
+    const result = pipeline.publishAwaited(grant, parsePublishBody(Buffer.concat(chunks, size)));
     if (!isPending(result)) return answer(res, result, cors);
     result.then((refused) => {
       if (refused === null) sendJson(res, 202, { status: 'accepted' }, cors);

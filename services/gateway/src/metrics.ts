@@ -2,7 +2,8 @@
 // Counters live in Stats as plain numbers and are copied in at scrape time, so the hot path never
 // calls prom-client. Every label value comes from a server-chosen set (codes.ts), never from client
 // input; help texts list those sets from the same enums, so they cannot drift.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, type Metric, Registry, collectDefaultMetrics } from 'prom-client';
+import { Buckets } from './buckets.js';
 import type { Bus } from './bus/bus.js';
 import {
   type BusConnection,
@@ -150,6 +151,24 @@ export function series(labels: readonly Label[], reading: Reading, each: (values
   walk(0, reading, {});
 }
 
+/**
+ * A histogram kept in Buckets, as the registry reads a metric: its name, help and type, get() for
+ * the values (the registry's text and JSON expositions both call it when there is no
+ * getForPromString), reset().
+ */
+function scraped(spec: MetricSpec, buckets: Buckets): Metric {
+  const { name, help } = spec;
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get: () => Promise.resolve({ name, help, type: 'histogram', aggregator: 'sum', values: buckets.series(name) }),
+    reset: () => buckets.reset(),
+  };
+  return metric as unknown as Metric;
+}
+
 export function createMetrics(sources: MetricsSources): Metrics {
   const registry = new Registry();
   // The event-loop delay is sampled every 100 ms, not prom-client's default 10 ms: a timer at
@@ -177,7 +196,9 @@ export function createMetrics(sources: MetricsSources): Metrics {
       });
     }
   }
-  const fanout = new Histogram({ name: FANOUT.name, help: FANOUT.help, buckets: [...FANOUT.buckets!], registers: [registry] });
+  // Observed on every bus message, so counted in Buckets and exposed from them at scrape time.
+  const fanout = new Buckets(FANOUT.buckets!);
+  registry.registerMetric(scraped(FANOUT, fanout));
   const reads = new Histogram({
     name: HISTORY_READ.name,
     help: HISTORY_READ.help,

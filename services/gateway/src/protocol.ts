@@ -1,7 +1,9 @@
 // The wire protocol: parsing client commands and encoding server messages. Pure functions.
+import { isUtf8 } from 'node:buffer';
 import type { HistoryRead } from './bus/history-read.js';
 import { type Position, isValidEpoch, messageData } from './bus/position.js';
 import { ErrorCode } from './codes.js';
+import { MemberSpan } from './json-span.js';
 
 /** 1 to 128 characters of [A-Za-z0-9_.:-]. */
 const CHANNEL_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -17,7 +19,8 @@ export type Command =
   /** since: the last position the client has of the channel (recovery); checked for shape only. */
   | { readonly op: 'subscribe'; readonly channel: string; readonly id?: RequestId; readonly since?: Position }
   | { readonly op: 'unsubscribe'; readonly channel: string; readonly id?: RequestId }
-  | { readonly op: 'publish'; readonly channel: string; readonly data: unknown; readonly id?: RequestId }
+  /** raw: where the data's bytes are in the frame, when parsed from bytes. */
+  | { readonly op: 'publish'; readonly channel: string; readonly data: unknown; readonly raw?: JsonBytes; readonly id?: RequestId }
   /** A liveness check: acked when it has an id, otherwise nothing happens. */
   | { readonly op: 'ping'; readonly id?: RequestId };
 
@@ -53,10 +56,10 @@ function readId(value: unknown): RequestId | undefined | null {
 }
 
 /** Parses JSON that must be an object; `what` names it in the error ("frame", "body"). */
-function parseObject(text: string, what: string): Record<string, unknown> | ProtocolError {
+function parseObject(json: string | Buffer, what: string): Record<string, unknown> | ProtocolError {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(typeof json === 'string' ? json : json.toString('utf8'));
   } catch {
     return fail(ErrorCode.InvalidJson, `${what} is not valid JSON`);
   }
@@ -66,9 +69,43 @@ function parseObject(text: string, what: string): Record<string, unknown> | Prot
   return value as Record<string, unknown>;
 }
 
-/** Parses one client text frame. Never throws. */
-export function parseCommand(text: string): ParseResult {
-  const msg = parseObject(text, 'frame');
+/**
+ * Data nested deeper than this is refused (invalid_message). The gateway forwards the client's
+ * bytes and never re-encodes them, but receivers do (an application's JSON.stringify overflows
+ * its stack near 5,000 levels in V8, which is where the gateway's own re-encoding failed before
+ * it spliced), and other parsers bound depth (Go's encoding/json at 10,000). A fixed bound is also
+ * the same on every gateway, whatever its stack.
+ */
+export const MAX_DATA_DEPTH = 4096;
+
+const dataSpan = new MemberSpan('data');
+
+/** A JSON value as a client sent it: bytes [start, end) of buffer (no view is made: a subarray costs more than the scan of a short frame). */
+export interface JsonBytes {
+  readonly buffer: Buffer;
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * Where the top-level `data` of a JSON object JSON.parse accepted lies in its bytes, which must
+ * be UTF-8 (ws refuses other text frames with 1007; parsePublishBody checks): null when it nests
+ * deeper than MAX_DATA_DEPTH, undefined when there is none.
+ */
+function dataBytes(json: Buffer): JsonBytes | null | undefined {
+  if (!dataSpan.find(json)) return undefined;
+  if (dataSpan.depth > MAX_DATA_DEPTH) return null;
+  return { buffer: json, start: dataSpan.start, end: dataSpan.end };
+}
+
+const TOO_DEEP = `data nests deeper than ${MAX_DATA_DEPTH} levels`;
+
+/**
+ * Parses one client text frame. Never throws. From bytes (the WebSocket frame), a publish carries
+ * its data's bytes as `raw`, so encoding copies them instead of re-encoding the parsed value.
+ */
+export function parseCommand(frame: string | Buffer): ParseResult {
+  const msg = parseObject(frame, 'frame');
   if (isProtocolError(msg)) return msg;
   const id = readId(msg.id);
   if (id === null) {
@@ -86,7 +123,12 @@ export function parseCommand(text: string): ParseResult {
   const channel = msg.channel;
   if (op === 'publish') {
     if (!('data' in msg)) return fail(ErrorCode.InvalidMessage, 'publish needs a data field', id, op);
-    return id === undefined ? { op, channel, data: msg.data } : { op, channel, data: msg.data, id };
+    const data = msg.data;
+    if (typeof frame === 'string') return id === undefined ? { op, channel, data } : { op, channel, data, id };
+    const raw = dataBytes(frame);
+    if (raw === null) return fail(ErrorCode.InvalidMessage, TOO_DEEP, id, op);
+    if (raw === undefined) return id === undefined ? { op, channel, data } : { op, channel, data, id };
+    return id === undefined ? { op, channel, data, raw } : { op, channel, data, raw, id };
   }
   if (op === 'subscribe' && msg.since !== undefined) {
     const since = readPosition(msg.since);
@@ -107,30 +149,65 @@ export function readPosition(value: unknown): Position | null {
   return { offset, epoch };
 }
 
-/** Parses the body of POST /publish: {"channel":C,"data":ANY}. Never throws. */
-export function parsePublishBody(text: string): { channel: string; data: unknown } | ProtocolError {
-  const body = parseObject(text, 'body');
+/** Parses the body of POST /publish: {"channel":C,"data":ANY}. Never throws. From bytes, as parseCommand. */
+export function parsePublishBody(json: string | Buffer): { channel: string; data: unknown; raw?: JsonBytes } | ProtocolError {
+  const body = parseObject(json, 'body');
   if (isProtocolError(body)) return body;
   if (!isValidChannel(body.channel)) {
     return fail(ErrorCode.InvalidChannel, 'channel must be 1-128 characters of [A-Za-z0-9_.:-]');
   }
   if (!('data' in body)) return fail(ErrorCode.InvalidMessage, 'body needs a data field');
-  return { channel: body.channel, data: body.data };
+  const { channel, data } = body;
+  // A body is not checked for UTF-8 on the way in: its bad bytes became U+FFFD in the parse, and
+  // re-encoding sends those, never the bad bytes.
+  if (typeof json === 'string' || !isUtf8(json)) return { channel, data };
+  const raw = dataBytes(json);
+  if (raw === null) return fail(ErrorCode.InvalidMessage, TOO_DEEP);
+  return raw === undefined ? { channel, data } : { channel, data, raw };
 }
 
 /**
  * Encodes the message every subscriber receives. These bytes travel over the bus unchanged,
  * so a gateway frames what it receives without parsing or re-serializing it.
  * The channel needs no escaping: isValidChannel admits no JSON-special characters.
+ * With `raw` (the data's bytes as the client sent them) those bytes are copied, not re-encoded.
  */
-export function encodeMessage(channel: string, data: unknown): Buffer {
+export function encodeMessage(channel: string, data: unknown, raw?: JsonBytes): Buffer {
+  if (raw !== undefined) return spliceMessage(channel, raw);
   return Buffer.from(`{"op":"message","channel":"${channel}","data":${JSON.stringify(data) ?? 'null'}}`);
 }
 
+/**
+ * The message around data bytes, in one allocation. Short copies are byte loops: for a frame of
+ * a hundred bytes, the calls into native write() and copy() cost more than the bytes.
+ */
+function spliceMessage(channel: string, raw: JsonBytes): Buffer {
+  const { buffer, start, end } = raw;
+  const at = MESSAGE_HEAD.length + channel.length;
+  const h = at + DATA_KEY.length;
+  const out = Buffer.allocUnsafe(h + end - start + 1);
+  copyShort(MESSAGE_HEAD, 0, MESSAGE_HEAD.length, out, 0);
+  for (let i = 0; i < channel.length; i++) out[MESSAGE_HEAD.length + i] = channel.charCodeAt(i); // ASCII: isValidChannel
+  copyShort(DATA_KEY, 0, DATA_KEY.length, out, at);
+  if (end - start > SHORT_COPY) buffer.copy(out, h, start, end);
+  else copyShort(buffer, start, end, out, h);
+  out[out.length - 1] = CLOSE_MESSAGE;
+  return out;
+}
+
+function copyShort(from: Buffer, start: number, end: number, to: Buffer, at: number): void {
+  for (let i = start; i < end; i++) to[at++] = from[i]!;
+}
+
+const MESSAGE_HEAD = Buffer.from('{"op":"message","channel":"');
+const DATA_KEY = Buffer.from('","data":');
+const SHORT_COPY = 128;
+const CLOSE_MESSAGE = 0x7d;
+
 /** encodeMessage for client-supplied data: JSON that parses can still be too deeply nested to re-encode. */
-export function tryEncodeMessage(channel: string, data: unknown): Buffer | ProtocolError {
+export function tryEncodeMessage(channel: string, data: unknown, raw?: JsonBytes): Buffer | ProtocolError {
   try {
-    return encodeMessage(channel, data);
+    return encodeMessage(channel, data, raw);
   } catch {
     return fail(ErrorCode.InvalidMessage, 'data is nested too deeply to encode', undefined, 'publish');
   }

@@ -13,6 +13,11 @@ export interface BusListener {
   readiness(ready: boolean): void;
 }
 
+/** Where the bus tells each publish its outcome: null once Redis (or the memory bus) took it. */
+export interface PublishReceipt<T> {
+  settled(token: T, err: BusUnavailableError | null): void;
+}
+
 export interface Bus {
   readonly kind: 'memory' | 'redis' | 'redis_cluster';
   /** Connected and subscribed: messages published anywhere reach this gateway. */
@@ -21,8 +26,13 @@ export interface Bus {
   readonly history: HistoryReads | null;
   setListener(listener: BusListener): void;
   start(): Promise<void>;
-  /** Resolves once the bus has taken the message; rejects with BusUnavailableError at once when it cannot. */
-  publish(channel: string, payload: Buffer): Promise<void>;
+  /**
+   * null: taken; receipt.settled(token, outcome) follows in a later turn, once per publish, in
+   * publish order per channel (and overall on one Redis; Redis Cluster masters answer apart). A BusUnavailableError: refused at once (certainly not sent); the receipt is
+   * not called. A receipt and a token instead of a Promise, so a publish nobody awaits allocates
+   * no Promise or closure.
+   */
+  publish<T>(channel: string, payload: Buffer, receipt: PublishReceipt<T>, token: T): BusUnavailableError | null;
   /** The hub calls this when the first local client joins a channel. */
   subscribe(channel: string): void;
   /** The hub calls this when the last local client leaves a channel. */

@@ -45,21 +45,43 @@ local function position(meta, stream, candidate, ttl)
 end
 `;
 
+// One message: its offset, the stream entry, expiry, and the pub/sub message (position header + body).
+const STORE_LUA = `${POSITION_LUA}
+local function store(meta, stream, head, maxlen, ttl, candidate, channel, command)
+  local epoch, top = position(meta, stream, candidate, ttl)
+  local o = string.format('%d', top + 1)
+  redis.call('HSET', meta, 'o', o)
+  local body = head .. ',"offset":' .. o .. ',"epoch":"' .. epoch .. '"}'
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, o .. '-0', 'd', body)
+  redis.call('EXPIRE', meta, ttl)
+  redis.call('EXPIRE', stream, ttl)
+  redis.call(command, channel, string.char(253, 1, #o, #epoch) .. o .. epoch .. body)
+  return top + 1, epoch
+end
+`;
+
 /**
  * KEYS meta, stream; ARGV head, maxlen, ttl, epoch candidate, pub/sub channel, publish command.
  * MAXLEN ~ trims whole stream nodes only (measured 1.2-1.6 us per XADD against 3-3.7 us exact,
  * see docs/history-design.md); the read script hides what lies beyond HISTORY_SIZE.
  */
-export const PUBLISH_LUA = `${POSITION_LUA}
-local epoch, top = position(KEYS[1], KEYS[2], ARGV[4], ARGV[3])
-local o = string.format('%d', top + 1)
-redis.call('HSET', KEYS[1], 'o', o)
-local body = ARGV[1] .. ',"offset":' .. o .. ',"epoch":"' .. epoch .. '"}'
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], o .. '-0', 'd', body)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call(ARGV[6], ARGV[5], string.char(253, 1, #o, #epoch) .. o .. epoch .. body)
-return {top + 1, epoch}
+export const PUBLISH_LUA = `${STORE_LUA}
+local o, epoch = store(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return {o, epoch}
+`;
+
+/**
+ * A turn's publishes in one call (publish-batch.ts), each exactly as PUBLISH_LUA, in order.
+ * KEYS meta1, stream1, meta2, stream2 ...; ARGV maxlen, ttl, publish command, then per message
+ * head, epoch candidate, pub/sub channel. Returns {offset1, epoch1, offset2, epoch2 ...}.
+ */
+export const PUBLISH_BATCH_LUA = `${STORE_LUA}
+local out = {}
+for i = 1, #KEYS / 2 do
+  local a = 3 * i + 1
+  out[2 * i - 1], out[2 * i] = store(KEYS[2 * i - 1], KEYS[2 * i], ARGV[a], ARGV[1], ARGV[2], ARGV[a + 1], ARGV[a + 2], ARGV[3])
+end
+return out
 `;
 
 /**
@@ -115,6 +137,7 @@ export interface Fenced extends Position {
 }
 
 const PUBLISH_COMMAND = 'hubcastHistoryPublish';
+const PUBLISH_BATCH_COMMAND = 'hubcastHistoryPublishBatch';
 const FENCE_COMMAND = 'hubcastHistoryFence';
 const READ_COMMAND = 'hubcastHistoryRead';
 
@@ -123,6 +146,8 @@ interface Scripted {
   hubcastHistoryPublish(
     meta: string, stream: string, head: Buffer, maxlen: number, ttl: number, candidate: string, pubsub: string, command: string,
   ): Promise<[number, string]>;
+  /** KEYS and ARGV of PUBLISH_BATCH_LUA, flat (numberOfKeys given first, as defineCommand takes for a dynamic count). */
+  hubcastHistoryPublishBatch(keyCount: number, ...args: (string | Buffer | number)[]): Promise<(number | string)[]>;
   hubcastHistoryFence(meta: string, stream: string, epoch: string, offset: number, candidate: string, ttl: number): Promise<[number, string, number]>;
   /** defineCommand's Buffer twin: bulk replies as Buffers, so stored bytes stay binary-exact. */
   hubcastHistoryReadBuffer(
@@ -148,6 +173,8 @@ export class RedisHistory implements HistoryReader {
     private readonly options: RedisHistoryOptions,
   ) {
     redis.defineCommand(PUBLISH_COMMAND, { numberOfKeys: 2, lua: PUBLISH_LUA });
+    // No numberOfKeys: the key count is the call's first argument (two per message).
+    redis.defineCommand(PUBLISH_BATCH_COMMAND, { lua: PUBLISH_BATCH_LUA });
     redis.defineCommand(READ_COMMAND, { numberOfKeys: 2, lua: READ_LUA });
     redis.defineCommand(FENCE_COMMAND, { numberOfKeys: 2, lua: FENCE_LUA });
     this.scripts = redis as unknown as Scripted;
@@ -161,6 +188,30 @@ export class RedisHistory implements HistoryReader {
       meta, stream, head, size, ttlS, this.epochs.next(), pubsubChannel, publishCommand,
     );
     return { offset, epoch };
+  }
+
+  /**
+   * Stores and publishes messages in one script call, in order; heads[i] belongs to channels[i].
+   * Each goes out on its channel's hash tag (<prefix>{C}), the name the Redis buses subscribe to
+   * with history on. Resolves with the offsets and epochs, flat (offset1, epoch1, ...).
+   */
+  publishBatch(channels: readonly string[], heads: readonly Buffer[]): Promise<(number | string)[]> {
+    const { prefix, size, ttlS, publishCommand } = this.options;
+    const n = channels.length;
+    const args: (string | Buffer | number)[] = new Array(2 * n + 3 + 3 * n);
+    args[2 * n] = size;
+    args[2 * n + 1] = ttlS;
+    args[2 * n + 2] = publishCommand;
+    for (let i = 0; i < n; i++) {
+      const tag = `${prefix}{${channels[i]!}}`;
+      args[2 * i] = `${tag}:meta`;
+      args[2 * i + 1] = `${tag}:stream`;
+      const a = 2 * n + 3 + 3 * i;
+      args[a] = heads[i]!;
+      args[a + 1] = this.epochs.next();
+      args[a + 2] = tag;
+    }
+    return this.scripts.hubcastHistoryPublishBatch(2 * n, ...args);
   }
 
   async top(channel: string): Promise<Position> {

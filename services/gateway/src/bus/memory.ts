@@ -2,11 +2,12 @@
 // history on (HISTORY_SIZE > 0) each publish goes through MemoryHistory first, so messages carry
 // positions and a returning client recovers as it would on Redis; nothing can be missed in
 // process, so there is no gap repair here.
-import { type Bus, type BusListener, BusUnavailableError } from './bus.js';
+import { type Bus, type BusListener, BusUnavailableError, type PublishReceipt } from './bus.js';
 import { MemoryHistory } from './history-memory.js';
 import type { HistoryRead, HistoryReader } from './history-read.js';
 import { type ObserveHistoryRead, HistoryReads } from './history-reads.js';
 import { EpochSource, type Position, messageHead } from './position.js';
+import { PublishBatcher } from './publish-batch.js';
 
 export interface MemoryBusOptions {
   /** HISTORY_SIZE and HISTORY_TTL_S; null: history off. */
@@ -38,6 +39,8 @@ export class MemoryBus implements Bus {
   private listener: BusListener | null = null;
   private readonly channels = new Set<string>();
   private closed = false;
+  /** Delivered at once, settled at the turn's end as a Redis bus settles: the same receipt contract, no Promise per publish. */
+  private readonly receipts = new PublishBatcher({ write: (batch) => batch.settle(null) });
 
   constructor(options: MemoryBusOptions = { history: null }) {
     const { history } = options;
@@ -70,16 +73,17 @@ export class MemoryBus implements Bus {
     this.listener?.readiness(true);
   }
 
-  publish(channel: string, payload: Buffer): Promise<void> {
+  publish<T>(channel: string, payload: Buffer, receipt: PublishReceipt<T>, token: T): BusUnavailableError | null {
     // Closed, like a Redis bus that quit: refused, certainly not sent (the same contract).
-    if (this.closed) return Promise.reject(new BusUnavailableError());
+    if (this.closed) return new BusUnavailableError();
     if (this.store === null) {
       if (this.channels.has(channel)) this.listener?.message(channel, payload);
-      return Promise.resolve();
+    } else {
+      const { position, bytes } = this.store.publish(channel, messageHead(payload), Date.now());
+      if (this.channels.has(channel)) this.listener?.message(channel, bytes, position);
     }
-    const { position, bytes } = this.store.publish(channel, messageHead(payload), Date.now());
-    if (this.channels.has(channel)) this.listener?.message(channel, bytes, position);
-    return Promise.resolve();
+    this.receipts.add(channel, payload, receipt, token);
+    return null;
   }
 
   subscribe(channel: string): void {

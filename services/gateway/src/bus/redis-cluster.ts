@@ -23,7 +23,8 @@ import type { Logger } from 'pino';
 import { HistoryReadPurpose } from '../codes.js';
 import type { SeedNode } from '../config.js';
 import type { Stats } from '../stats.js';
-import { type Bus, type BusListener, BusUnavailableError } from './bus.js';
+import { NOT_SENT, RedisBatchWriter, SlotRunsWriter, publishManyScript } from './batch-writer.js';
+import { type Bus, type BusListener, BusUnavailableError, type PublishReceipt } from './bus.js';
 import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
 import { HistoryReads } from './history-reads.js';
 import { RedisHistory } from './history-redis.js';
@@ -32,7 +33,8 @@ import { type Position, hasPosition, messageHead, readPositioned } from './posit
 import { Probe, type ProbeCounts } from './probe.js';
 import { SequenceStamper, SequenceTracker } from './sequence.js';
 import { ReconnectBound, ShardReadiness, UNKNOWN_SHARD, groupBySlot, isSubscriptionLost, keySlot, mastersOf, nameOnShard } from './shards.js';
-import { NOT_SENT, type RedisBusOptions, published, unconfirmed } from './redis.js';
+import { type PublishBatch, PublishBatcher } from './publish-batch.js';
+import type { RedisBusOptions } from './redis.js';
 import { GapLog, readForRepair } from './repair-reads.js';
 import { SlotRefresh } from './slot-refresh.js';
 
@@ -118,6 +120,8 @@ export class ClusterBus implements Bus {
   private started = false;
   private lastReady = false;
   private readonly gapLog = new GapLog();
+  /** The turn's publishes: one script call per run of one slot (its keys and shard channels must share one). */
+  private readonly batcher: PublishBatcher;
 
   constructor(
     private readonly options: ClusterBusOptions,
@@ -157,6 +161,11 @@ export class ClusterBus implements Bus {
       this.history = new HistoryReads(this.store, options.observeHistoryRead ?? (() => undefined));
       this.repair = new GapRepair(this.repairHost, stats);
     }
+    const store = this.store;
+    // History on, a batch holds hub channels (the script names their keys); off, shard channel names.
+    const send = store === null ? publishManyScript(this.cluster, 'SPUBLISH') : (batch: PublishBatch) => store.publishBatch(batch.channels, batch.messages);
+    const slotOf = store === null ? keySlot : (channel: string) => keySlot(this.redisName(channel));
+    this.batcher = new PublishBatcher(new SlotRunsWriter(slotOf, new RedisBatchWriter(send, () => !this.closed && this.cluster.status === 'ready')));
     this.wire();
   }
 
@@ -182,15 +191,17 @@ export class ClusterBus implements Bus {
     this.cluster.connect().catch((err: Error) => this.log.warn({ err: err.message }, 'redis cluster not reachable yet; retrying'));
   }
 
-  publish(channel: string, payload: Buffer): Promise<void> {
-    if (this.closed || this.cluster.status !== 'ready') return Promise.reject(new BusUnavailableError(NOT_SENT));
+  publish<T>(channel: string, payload: Buffer, receipt: PublishReceipt<T>, token: T): BusUnavailableError | null {
+    if (this.closed || this.cluster.status !== 'ready') return new BusUnavailableError(NOT_SENT);
     if (this.store !== null) {
-      return this.store.publish(channel, this.redisName(channel), messageHead(payload)).then(published, unconfirmed);
+      this.batcher.add(channel, messageHead(payload), receipt, token);
+      return null;
     }
     const message = Buffer.allocUnsafe(ENVELOPE_BYTES + payload.length);
     this.stamper.stamp(channel, message);
     payload.copy(message, ENVELOPE_BYTES);
-    return this.cluster.spublish(this.redisName(channel), message).then(published, unconfirmed);
+    this.batcher.add(this.redisName(channel), message, receipt, token);
+    return null;
   }
 
   subscribe(channel: string): void {
@@ -218,6 +229,8 @@ export class ClusterBus implements Bus {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // What this turn took goes out ahead of QUIT, so a graceful close keeps what it accepted.
+    this.batcher.flush();
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;

@@ -21,7 +21,8 @@ import type { Logger } from 'pino';
 import type { BusConnection } from '../codes.js';
 import type { Stats } from '../stats.js';
 import { HistoryReadPurpose } from '../codes.js';
-import { type Bus, type BusListener, BusUnavailableError } from './bus.js';
+import { NOT_SENT, RedisBatchWriter, publishManyScript } from './batch-writer.js';
+import { type Bus, type BusListener, BusUnavailableError, type PublishReceipt } from './bus.js';
 import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
 import { Health, Readiness } from './health.js';
 import { type ObserveHistoryRead, HistoryReads } from './history-reads.js';
@@ -30,6 +31,7 @@ import { GapRepair } from './position-repair.js';
 import { type Position, type PositionedMessage, hasPosition, messageHead, readPositioned } from './position.js';
 import { OutageLog, type OutageReport, redisAddress } from './outage.js';
 import { Probe } from './probe.js';
+import { type PublishBatch, PublishBatcher } from './publish-batch.js';
 import { GapLog, readForRepair } from './repair-reads.js';
 import { SequenceStamper, SequenceTracker } from './sequence.js';
 import { type Step, type SubscribeBatch, Subscriptions } from './subscriptions.js';
@@ -47,10 +49,6 @@ export interface RedisBusOptions {
   readonly history: { readonly size: number; readonly ttlS: number } | null;
   readonly observeHistoryRead?: ObserveHistoryRead;
 }
-
-/** Error messages of a failed publish: certainly not sent, or sent but not confirmed. */
-export const NOT_SENT = 'the message bus is unavailable; the message was not sent';
-export const UNCONFIRMED = 'Redis did not confirm the message; it may still be delivered';
 
 /** How long quit() may take before the connection is dropped. */
 const QUIT_TIMEOUT_MS = 1000;
@@ -87,6 +85,8 @@ export class RedisBus implements Bus {
   /** The probe's channel, named outside the hub's channel alphabet so no client can collide with it. */
   private readonly probeChannel = `#probe.${originHex(this.origin)}`;
   private readonly gapLog = new GapLog();
+  /** The turn's publishes, written as one script call (history-redis.ts, or PUBLISH_MANY_LUA with history off). */
+  private readonly batcher: PublishBatcher;
 
   constructor(
     private readonly options: RedisBusOptions,
@@ -143,6 +143,10 @@ export class RedisBus implements Bus {
       this.store = new RedisHistory(this.pub, { prefix: options.prefix, size, ttlS, publishCommand: 'PUBLISH' });
       this.history = new HistoryReads(this.store, options.observeHistoryRead ?? (() => undefined));
     }
+    const store = this.store;
+    const send = store === null ? publishManyScript(this.pub, 'PUBLISH') : (batch: PublishBatch) => store.publishBatch(batch.channels, batch.messages);
+    // Ready as the publish path needs it, and the socket up now: else the batch is certainly not sent.
+    this.batcher = new PublishBatcher(new RedisBatchWriter(send, () => this.readiness.canPublish && this.pub.status === 'ready'));
     this.sub = this.wire('subscriber', new Redis(options.url, { ...common, connectionName: 'hubcast-sub' }));
     this.sub.on('messageBuffer', this.onMessage);
     this.health.start();
@@ -163,11 +167,12 @@ export class RedisBus implements Bus {
     for (const conn of [this.pub, this.sub]) conn.connect().catch(() => undefined);
   }
 
-  publish(channel: string, payload: Buffer): Promise<void> {
-    if (!this.readiness.canPublish) return Promise.reject(new BusUnavailableError(NOT_SENT));
+  publish<T>(channel: string, payload: Buffer, receipt: PublishReceipt<T>, token: T): BusUnavailableError | null {
+    if (!this.readiness.canPublish) return new BusUnavailableError(NOT_SENT);
     if (this.store !== null) {
       // The script appends the position to the head and publishes: no envelope, no copy here.
-      return this.store.publish(channel, this.redisName(channel), messageHead(payload)).then(published, unconfirmed);
+      this.batcher.add(channel, messageHead(payload), receipt, token);
+      return null;
     }
     // One copy per publish (not per delivery): the envelope goes in front of the payload.
     const message = Buffer.allocUnsafe(ENVELOPE_BYTES + payload.length);
@@ -175,7 +180,8 @@ export class RedisBus implements Bus {
     payload.copy(message, ENVELOPE_BYTES);
     // From here the sequence number is spent: if Redis took the message but the reply was lost,
     // subscribers get it; if not, they count it as a gap. Either way the client is told so.
-    return this.pub.publish(this.options.prefix + channel, message).then(published, unconfirmed);
+    this.batcher.add(this.options.prefix + channel, message, receipt, token);
+    return null;
   }
 
   subscribe(channel: string): void {
@@ -199,6 +205,8 @@ export class RedisBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // What this turn took goes out ahead of QUIT, so a graceful close keeps what it accepted.
+    this.batcher.flush();
     this.health.stop();
     this.probe.stop();
     this.subs.close();
@@ -371,10 +379,6 @@ export class RedisBus implements Bus {
     if (ready !== null) this.listener?.readiness(ready);
   }
 }
-
-export const published = (): undefined => undefined;
-/** From here the message is spent: Redis may have taken it (a loss then shows as a gap), so the client is told it may still be delivered. */
-export const unconfirmed = (err: Error): Promise<never> => Promise.reject(new BusUnavailableError(`${UNCONFIRMED} (${err.message})`, true));
 
 async function quit(conn: Redis): Promise<void> {
   if (conn.status !== 'ready') {
