@@ -204,6 +204,20 @@ describe('BoundedQueue.release', () => {
     queue.push(Buffer.alloc(10, 2));
     assert.equal(queue.shift()![0], 2, 'and works again after');
   });
+
+  test('a ring released after it grew and wrapped starts again at its front', { timeout: 5000 }, () => {
+    // Seen under load: a queue grown past 16 slots, drained with its head at slot 37, released by
+    // the heartbeat; the next small ring was read at slot 37 and the flush threw.
+    const queue = new BoundedQueue(1000, 1_000_000);
+    for (let i = 0; i < 40; i++) queue.push(Buffer.alloc(1, i));
+    for (let i = 0; i < 40; i++) queue.shift();
+    queue.release();
+    assert.equal(queue.capacity, 0);
+    // Fewer than the new ring's 16 slots, so no growth re-bases the head.
+    for (let i = 0; i < 5; i++) queue.push(Buffer.alloc(1, 100 + i));
+    for (let i = 0; i < 5; i++) assert.equal(queue.shift()?.[0], 100 + i, 'in order, none missing');
+    assert.equal(queue.shift(), undefined);
+  });
 });
 
 describe('BoundedQueue.moveInto (the replay backlog topping up a send queue)', () => {

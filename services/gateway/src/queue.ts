@@ -86,7 +86,10 @@ export class BoundedQueue {
 
   /** Releases the ring of an empty queue; the next push allocates a small one again. */
   release(): void {
-    if (this.count === 0) this.ring = null;
+    if (this.count !== 0) return;
+    this.ring = null;
+    // The next ring starts small: a head left from the old, larger one would point past its end.
+    this.head = 0;
   }
 
   /** Empties the queue and releases its memory. Returns how many frames were discarded. */
