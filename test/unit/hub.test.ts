@@ -371,13 +371,25 @@ describe('Hub eviction', () => {
     assert.deepEqual(a!.closes, [Disconnect.QueueOverflow]);
   });
 
+  test('a close for a gateway fault is counted by its reason, never silent', { timeout: 5000 }, () => {
+    const { hub, stats } = setup();
+    const [a, b] = registered(hub, 2);
+    hub.subscribe(a!, 'c');
+    hub.disconnect(a!, Disconnect.InternalError);
+    hub.disconnect(b!, Disconnect.WriteError);
+    assert.equal(stats.policyCloses.internal_error, 1);
+    assert.equal(stats.policyCloses.write_error, 1);
+    assert.deepEqual(Object.values(stats.evicted), [0, 0, 0]);
+    assert.deepEqual([...a!.closes, ...b!.closes].map((d) => d.code), [1011, null]);
+  });
+
   test('a policy close counts its reason and no eviction', { timeout: 5000 }, () => {
     const { hub, bus, stats } = setup();
     const [a, b] = registered(hub, 2);
     hub.subscribe(a!, 'c');
     hub.disconnect(a!, Disconnect.RateLimited);
     hub.disconnect(b!, Disconnect.TokenExpired);
-    assert.deepEqual(stats.policyCloses, { rate_limited: 1, token_expired: 1 });
+    assert.deepEqual(stats.policyCloses, { rate_limited: 1, token_expired: 1, internal_error: 0, write_error: 0 });
     assert.deepEqual(Object.values(stats.evicted), [0, 0, 0]);
     assert.deepEqual(
       [...a!.closes, ...b!.closes].map((d) => [d.code, d.reason]),

@@ -252,6 +252,10 @@ export const PolicyCloseReason = {
   RateLimited: 'rate_limited',
   /** The token expired (4001). */
   TokenExpired: 'token_expired',
+  /** Handling the connection threw (1011): a gateway bug, logged with its stack; counted so a dashboard shows it. */
+  InternalError: 'internal_error',
+  /** Writing to the socket threw (terminated): a gateway or runtime fault, logged with its stack. */
+  WriteError: 'write_error',
 } as const;
 export type PolicyCloseReason = (typeof PolicyCloseReason)[keyof typeof PolicyCloseReason];
 
@@ -287,7 +291,7 @@ export const Disconnect = {
   /** The gateway is shutting down, after DRAIN_MS. */
   Shutdown: { code: CloseCode.GoingAway, reason: 'server shutting down', counts: null },
   /** Handling this connection failed unexpectedly; everyone else stays served. */
-  InternalError: { code: CloseCode.InternalError, reason: 'internal error', counts: null },
+  InternalError: { code: CloseCode.InternalError, reason: 'internal error', counts: { policy: PolicyCloseReason.InternalError } },
   /** Writing to the socket threw: no close frame can follow, so it is terminated. */
-  WriteError: { code: null, reason: 'write error', counts: null },
+  WriteError: { code: null, reason: 'write error', counts: { policy: PolicyCloseReason.WriteError } },
 } as const satisfies Record<string, Disconnect>;

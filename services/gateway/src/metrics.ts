@@ -134,7 +134,7 @@ export const METRICS: readonly MetricSpec[] = [
   gauge('hubcast_subscriptions', 'Client subscriptions on this gateway.', (s) => s.subscriptionCount()),
   counter('hubcast_upgrades_rejected_total', `WebSocket upgrades refused before the handshake, by reason (${list(UPGRADE_REJECT)}).`, (s) => s.stats.upgradesRejected, UPGRADE_REJECT),
   counter('hubcast_rate_limited_total', 'Inbound frames (messages, pings) refused by the per-client rate limit.', (s) => s.stats.rateLimited),
-  counter('hubcast_clients_closed_total', `Clients closed by policy, by reason (${policyCloses(POLICY_CLOSE)}).`, (s) => s.stats.policyCloses, POLICY_CLOSE),
+  counter('hubcast_clients_closed_total', `Clients closed by the gateway other than evictions (policy, or a fault in the gateway), by reason (${policyCloses(POLICY_CLOSE)}).`, (s) => s.stats.policyCloses, POLICY_CLOSE),
   gauge('hubcast_info', `Always 1; the bus label says which bus this gateway runs (${list(BUS)}).`, (s) => ({ [s.busKind]: 1 }), BUS),
   FANOUT,
   HISTORY_READ,
