@@ -13,7 +13,8 @@
 // With history on, a loss history cannot fill (a Redis restarted without persistence took the
 // last messages of an epoch with it) reaches the client as a `lost` frame: its size is unknowable
 // to the gateway, but the client is told. A missing delivery counts as told when the same client
-// got a `lost` frame on that channel between that publisher's messages before and after it.
+// got a `lost` frame on that channel between that publisher's messages before and after it. A gap
+// the gateway counted and told is one loss: see explainLosses.
 import type { ServerFrame, TestClient } from './client.js';
 import type { GatewayProcess } from './gateway.js';
 import type { LoadPublisher, Sent } from './load.js';
@@ -106,6 +107,17 @@ export function toldByLost(client: { readonly frames: readonly ServerFrame[] }, 
   return told;
 }
 
+/**
+ * The deliveries a gateway's gap counter explains beyond those `lost` frames told. With history on,
+ * a gap history could not fill is counted (hubcast_bus_gaps_total, one per missing message) and
+ * told to each local client by a `lost` frame: the same loss, which must not explain a delivery
+ * twice. So the counter explains one missed delivery per client and gap message, less the
+ * deliveries already told; with history off there are no `lost` frames and nothing is taken off.
+ */
+export function explainLosses(clients: number, gaps: number, lostTold: number): { gapDeliveries: number } {
+  return { gapDeliveries: Math.max(0, clients * gaps - lostTold) };
+}
+
 function sum(metrics: Map<string, number>, name: string): number {
   let total = 0;
   for (const [series, value] of metrics) if (series === name || series.startsWith(`${name}{`)) total += value;
@@ -155,7 +167,8 @@ export async function account(publishers: readonly LoadPublisher[], views: reado
     f.duplicates = metrics.get('hubcast_bus_duplicates_total') ?? Number.NaN;
     f.unconfirmedArrived = unconfirmed.filter((s) => busReceived.has(s.key)).length;
     const unconfirmedLost = positioned ? 0 : unconfirmed.length - f.unconfirmedArrived;
-    f.gapDeliveries = n * (f.gaps - unconfirmedLost);
+    const explained = explainLosses(n, f.gaps - unconfirmedLost, f.lostTold);
+    f.gapDeliveries = explained.gapDeliveries;
     f.unaccounted = f.expected - f.delivered - f.dropped - f.gapDeliveries - f.lostTold;
     perGateway[view.name] = f;
     for (const k of ['expected', 'delivered', 'dropped', 'gaps', 'gapDeliveries', 'lostTold', 'duplicates', 'unaccounted', 'unconfirmedArrived'] as const) {
