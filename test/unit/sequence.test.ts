@@ -71,6 +71,18 @@ describe('SequenceStamper', () => {
     s.stamp('a', out);
     assert.deepEqual([readStream(out), readSeq(out)], [4, 1]);
   });
+
+  test('envelop puts the next envelope in front of a copy of the payload', () => {
+    const s = new SequenceStamper(7);
+    const payload = Buffer.from('{"op":"message"}');
+    const first = s.envelop('a', payload);
+    const second = s.envelop('a', payload);
+    assert.ok(hasEnvelope(first));
+    assert.deepEqual([readOrigin(second), readStream(second), readSeq(second)], [7, 1, 2]);
+    assert.deepEqual(envelopePayload(first), payload);
+    payload[0] = 0x20;
+    assert.equal(envelopePayload(first)[0], 0x7b, 'a copy: the caller may reuse its buffer');
+  });
 });
 
 describe('SequenceTracker', () => {

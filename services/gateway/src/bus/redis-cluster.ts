@@ -25,7 +25,7 @@ import type { SeedNode } from '../config.js';
 import type { Stats } from '../stats.js';
 import { NOT_SENT, RedisBatchWriter, SlotRunsWriter, publishManyScript } from './batch-writer.js';
 import { type Bus, type BusListener, BusUnavailableError, type PublishReceipt } from './bus.js';
-import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
+import { envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
 import { HistoryReads } from './history-reads.js';
 import { RedisHistory } from './history-redis.js';
 import { GapRepair, type RepairHost } from './position-repair.js';
@@ -197,10 +197,7 @@ export class ClusterBus implements Bus {
       this.batcher.add(channel, messageHead(payload), receipt, token);
       return null;
     }
-    const message = Buffer.allocUnsafe(ENVELOPE_BYTES + payload.length);
-    this.stamper.stamp(channel, message);
-    payload.copy(message, ENVELOPE_BYTES);
-    this.batcher.add(this.redisName(channel), message, receipt, token);
+    this.batcher.add(this.redisName(channel), this.stamper.envelop(channel, payload), receipt, token);
     return null;
   }
 

@@ -23,7 +23,7 @@ import type { Stats } from '../stats.js';
 import { HistoryReadPurpose } from '../codes.js';
 import { NOT_SENT, RedisBatchWriter, publishManyScript } from './batch-writer.js';
 import { type Bus, type BusListener, BusUnavailableError, type PublishReceipt } from './bus.js';
-import { ENVELOPE_BYTES, envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
+import { envelopePayload, hasEnvelope, originHex, randomOrigin } from './envelope.js';
 import { Health, Readiness } from './health.js';
 import { type ObserveHistoryRead, HistoryReads } from './history-reads.js';
 import { RedisHistory } from './history-redis.js';
@@ -174,13 +174,8 @@ export class RedisBus implements Bus {
       this.batcher.add(channel, messageHead(payload), receipt, token);
       return null;
     }
-    // One copy per publish (not per delivery): the envelope goes in front of the payload.
-    const message = Buffer.allocUnsafe(ENVELOPE_BYTES + payload.length);
-    this.stamper.stamp(channel, message);
-    payload.copy(message, ENVELOPE_BYTES);
-    // From here the sequence number is spent: if Redis took the message but the reply was lost,
-    // subscribers get it; if not, they count it as a gap. Either way the client is told so.
-    this.batcher.add(this.options.prefix + channel, message, receipt, token);
+    // The envelope in front of the payload (sequence.ts); however the batch ends, the client is told.
+    this.batcher.add(this.options.prefix + channel, this.stamper.envelop(channel, payload), receipt, token);
     return null;
   }
 

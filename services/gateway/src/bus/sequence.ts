@@ -9,7 +9,7 @@
 // names), so it keeps at most maxStreams and forgets the oldest. Starting that channel again
 // would restart at seq 1, so each counter also carries a stream number, increasing per origin:
 // a receiver that sees a newer stream knows the origin started over and counts seq - 1 missing.
-import { readOrigin, readSeq, readStream, writeEnvelope } from './envelope.js';
+import { ENVELOPE_BYTES, readOrigin, readSeq, readStream, writeEnvelope } from './envelope.js';
 
 /** Channels a publisher keeps counters for before forgetting the oldest. */
 export const MAX_PUBLISH_STREAMS = 65_536;
@@ -41,6 +41,18 @@ export class SequenceStamper {
       this.counters.set(channel, counter);
     }
     writeEnvelope(out, this.origin, counter.stream, ++counter.seq);
+  }
+
+  /**
+   * The bus message for a payload: this origin's next envelope, then the payload. One copy per
+   * publish (not per delivery). From here the sequence number is spent: if Redis takes the
+   * message but its reply is lost, subscribers get it; if not, they count a gap.
+   */
+  envelop(channel: string, payload: Buffer): Buffer {
+    const message = Buffer.allocUnsafe(ENVELOPE_BYTES + payload.length);
+    this.stamp(channel, message);
+    payload.copy(message, ENVELOPE_BYTES);
+    return message;
   }
 }
 
