@@ -25,7 +25,6 @@ export interface PublishContext {
 /** What the bus made of an accepted publish: null once it has taken the message. */
 export type Published = Promise<PublishRefused | null>;
 
-
 /** The refusal for a body the parser rejected (its code names what was wrong). */
 function invalid(error: ProtocolError): Refusal<PublishRejectReason> {
   if (error.error === ErrorCode.InvalidJson) return Refusal.InvalidJson;
